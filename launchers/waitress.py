@@ -1,0 +1,108 @@
+"""waitress: the production server on Windows (and anywhere without fork).
+
+waitress has no graceful stop of its own (Pylons/waitress#198: SIGTERM kills
+it with requests in flight). We run its event loop ourselves so that SIGTERM
+closes the listener, lets every request in flight finish and be flushed (up to
+GRACEFUL_TIMEOUT), then returns normally: exit 0, never an ``os._exit`` while
+a response is half written.
+
+Proxy headers are handled once, in the app (werkzeug's ProxyFix, driven by
+TRUSTED_PROXY_HOPS), so waitress's own ``trusted_proxy`` stays off here.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from app import create_app, lifecycle
+from launchers.settings import Settings
+
+log = logging.getLogger("launchers.waitress")
+
+
+def options(settings: Settings) -> dict[str, Any]:
+    """waitress adjustments from the settings."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "threads": settings.threads,
+        # The default of 100 lets 100 stalled clients stop the server accepting
+        # anyone else: keep room for slow clients.
+        "connection_limit": settings.worker_connections,
+        "channel_timeout": max(1, int(settings.request_timeout)),
+        "cleanup_interval": 5,
+        "max_request_body_size": settings.max_content_length + 64 * 1024,
+        "max_request_header_size": 64 * 1024,
+        "ident": "waitress",  # the Server header, without a version
+        "clear_untrusted_proxy_headers": False,
+        "log_socket_errors": settings.log_level == "debug",
+    }
+
+
+def _busy(channel: Any) -> bool:
+    """A channel with a request being read, queued, run or written."""
+    return bool(
+        getattr(channel, "request", None) is not None
+        or getattr(channel, "requests", None)
+        or getattr(channel, "total_outbufs_len", 0)
+    )
+
+
+def serve(
+    settings: Settings,
+    *,
+    app: Callable | None = None,
+    create_server: Callable[..., Any] | None = None,
+) -> None:
+    if create_server is None:
+        from waitress.server import create_server
+    app = app or create_app(settings.flask_config())
+    server = create_server(app, **options(settings))
+    stop_at: list[float] = []
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        lifecycle.begin_shutdown()
+        if not stop_at:
+            stop_at.append(time.monotonic() + settings.graceful_timeout)
+            server.trigger.pull_trigger()  # wake the loop now
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    server.print_listen("Serving on http://{}:{} (waitress)")
+    try:
+        _loop(server, stop_at)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+        server.asyncore.close_all(server._map)
+
+
+def _loop(server: Any, stop_at: list[float]) -> None:
+    adj = server.adj
+    listening = True
+    while True:
+        server.asyncore.loop(
+            timeout=0.2 if stop_at else adj.asyncore_loop_timeout,
+            map=server._map,
+            use_poll=adj.asyncore_use_poll,
+            count=1,
+        )
+        if not stop_at:
+            continue
+        if listening:
+            server.del_channel()  # stop accepting; the channels stay in the map
+            server.socket.close()
+            listening = False
+        channels = [c for c in list(server._map.values()) if hasattr(c, "total_outbufs_len")]
+        for c in channels:
+            if not _busy(c):
+                c.handle_close()  # idle keep-alive connection
+        if not any(_busy(c) for c in channels):
+            return
+        if time.monotonic() > stop_at[0]:
+            log.warning("graceful timeout passed with %d connection(s) busy", sum(map(_busy, channels)))
+            return

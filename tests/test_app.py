@@ -1,0 +1,127 @@
+"""The app factory, through Flask's test client (both create_app paths)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import create_app, lifecycle
+from launchers.settings import Context, load_settings
+from tests.support import SECRET
+
+
+@pytest.fixture
+def client():
+    return create_app({"TESTING": True}).test_client()
+
+
+def test_create_app_reads_the_environment_without_overrides(monkeypatch):
+    monkeypatch.setenv("ENV_FILE", "none")
+    monkeypatch.setenv("APP_ENV", "testing")
+    monkeypatch.setenv("MAX_CONTENT_LENGTH", "1234")
+    app = create_app()
+    assert app.config["APP_ENV"] == "testing" and app.config["MAX_CONTENT_LENGTH"] == 1234
+
+
+def test_create_app_takes_a_settings_object_and_overrides():
+    settings = load_settings({"APP_ENV": "production", "SECRET_KEY": SECRET}, dotenv_path=None,
+                             context=Context(platform="linux", usable_cpus=lambda: 1))
+    app = create_app({**settings.flask_config(), "MAX_CONTENT_LENGTH": 10})
+    assert app.config["APP_ENV"] == "production" and app.config["SECRET_KEY"] == SECRET
+    assert app.config["MAX_CONTENT_LENGTH"] == 10 and not app.debug
+
+
+def test_index_names_launcher_and_environment(client):
+    r = client.get("/")
+    assert r.status_code == 200 and r.mimetype == "text/html"
+    page = r.get_data(as_text=True)
+    assert "development" in page and "/healthz" in page and "/api/info" in page
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+
+
+def test_readiness_fails_once_shutdown_begins(client, monkeypatch):
+    monkeypatch.setattr(lifecycle, "_shutting_down", type(lifecycle._shutting_down)())
+    lifecycle.begin_shutdown()
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200
+
+
+def test_info_has_no_secret(client):
+    body = client.get("/api/info").json
+    assert {"launcher", "env", "scheme", "host", "remote_addr"} <= set(body)
+    assert "SECRET" not in repr(body).upper()
+
+
+def test_echo(client):
+    assert client.post("/api/echo", json={"a": [1, 2]}).json == {"received": {"a": [1, 2]}}
+    bad = client.post("/api/echo", data=b"{not json", content_type="application/json")
+    assert bad.status_code == 400 and "error" in bad.json
+    plain = client.post("/api/echo", data=b"hello", content_type="text/plain")
+    assert plain.status_code == 400 and "error" in plain.json
+
+
+def test_body_over_the_limit_is_413_json(client):
+    r = client.post("/api/echo", data=b"[" + b"1," * 600_000 + b"1]")
+    assert r.status_code == 413 and r.json["status"] == 413
+
+
+def test_not_found_is_json_under_api_and_html_elsewhere(client):
+    api = client.get("/api/missing")
+    assert api.status_code == 404 and api.json["error"] == "Not Found"
+    page = client.get("/missing")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+
+
+def test_method_not_allowed_keeps_allow_header(client):
+    r = client.get("/api/echo")
+    assert r.status_code == 405 and "POST" in r.headers["Allow"] and r.is_json
+
+
+def test_unexpected_error_is_a_generic_500_without_traceback():
+    app = create_app({"TESTING": False, "DEBUG": False})
+
+    @app.get("/api/boom")
+    def boom():
+        raise RuntimeError("secret detail")
+
+    r = app.test_client().get("/api/boom")
+    assert r.status_code == 500 and "secret detail" not in r.get_data(as_text=True)
+    assert "Traceback" not in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/api/info", "/missing", "/api/missing"])
+def test_security_headers_on_every_response(client, path):
+    h = client.get(path).headers
+    assert h["X-Content-Type-Options"] == "nosniff"
+    assert h["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in h["Content-Security-Policy"]
+    assert h["Referrer-Policy"]
+    assert "Strict-Transport-Security" not in h
+
+
+def test_hsts_only_over_https(client):
+    assert "Strict-Transport-Security" in client.get("/", base_url="https://localhost").headers
+
+
+@pytest.mark.parametrize("incoming", ["abc", "a" * 128, "req-1.2_3:4"])
+def test_well_formed_request_id_is_echoed(client, incoming):
+    assert client.get("/healthz", headers={"X-Request-ID": incoming}).headers["X-Request-ID"] == incoming
+
+
+@pytest.mark.parametrize("incoming", ["", "a" * 129, "bad id", "<script>", "a\u00e9"])
+def test_malformed_request_id_is_replaced(client, incoming):
+    rid = client.get("/healthz", headers={"X-Request-ID": incoming}).headers["X-Request-ID"]
+    assert rid != incoming and 8 <= len(rid) <= 128 and rid.isalnum()
+
+
+def test_forwarded_headers_ignored_unless_trusted():
+    headers = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https",
+               "X-Forwarded-Host": "example.com"}
+    plain = create_app({"TESTING": True}).test_client().get("/api/info", headers=headers).json
+    assert plain["remote_addr"] == "127.0.0.1" and plain["scheme"] == "http"
+    trusted = create_app({"TESTING": True, "TRUSTED_PROXY_HOPS": 1}).test_client()
+    r = trusted.get("/api/info", headers=headers)
+    assert r.json["remote_addr"] == "203.0.113.9" and r.json["scheme"] == "https"
+    assert r.json["host"] == "example.com" and "Strict-Transport-Security" in r.headers
