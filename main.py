@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "command", nargs="?", choices=("serve", "config", "doctor"), default="serve",
+        "command",
+        nargs="?",
+        choices=("serve", "config", "doctor"),
+        default="serve",
         help="what to do (default: serve)",
     )
     parser.add_argument("--launcher", metavar="NAME", help="overrides APP_LAUNCHER")

@@ -1,7 +1,7 @@
 """The WSGI entry point for any server: ``wsgi:app``.
 
-    gunicorn -c gunicorn_config.py wsgi:app
-    waitress-serve --port=5000 wsgi:app
+gunicorn -c gunicorn_config.py wsgi:app
+waitress-serve --port=5000 wsgi:app
 """
 
 from app import create_app

@@ -27,7 +27,9 @@ def render_error(error: HTTPException):
     if wants_json():
         response = jsonify(error=error.name, message=description, status=code)
     else:
-        response = render_template("error.html", code=code, name=error.name, description=description)
+        response = render_template(
+            "error.html", code=code, name=error.name, description=description
+        )
     return response, code, _extra_headers(error)
 
 
@@ -56,7 +58,7 @@ class GuardedInput:
             return method(*args)
         except HTTPException:
             raise
-        except Exception as exc:  # the server's parser: bad chunk size, truncated body, ...
+        except Exception as exc:  # noqa: BLE001 - the server's parser: bad chunk size, truncated body, ...
             raise BadRequest(
                 f"The request body could not be read ({type(exc).__name__})."
             ) from None

@@ -74,8 +74,12 @@ def _log_access(response: Response) -> Response:
     rid = request_id()
     ACCESS.info(
         '%s "%s %s" %s %.2fms id=%s',
-        request.remote_addr or "-", request.method, request.full_path.rstrip("?"),
-        response.status_code, duration_ms, rid,
+        request.remote_addr or "-",
+        request.method,
+        request.full_path.rstrip("?"),
+        response.status_code,
+        duration_ms,
+        rid,
         extra={
             "method": request.method,
             "path": request.path,

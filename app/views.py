@@ -22,7 +22,9 @@ def serving_launcher() -> str:
 
 @pages.get("/")
 def index():
-    return render_template("index.html", launcher=serving_launcher(), env=current_app.config["APP_ENV"])
+    return render_template(
+        "index.html", launcher=serving_launcher(), env=current_app.config["APP_ENV"]
+    )
 
 
 @health.get("/healthz")

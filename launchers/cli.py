@@ -18,7 +18,9 @@ def format_error(error: StartupError) -> str:
     lines = []
     for line in str(error).splitlines():
         indent = line[: len(line) - len(line.lstrip())]
-        lines.append(textwrap.fill(line, width=100, subsequent_indent=indent + "   ") if line else line)
+        lines.append(
+            textwrap.fill(line, width=100, subsequent_indent=indent + "   ") if line else line
+        )
     return "error: " + "\n".join(lines)
 
 

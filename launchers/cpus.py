@@ -94,9 +94,12 @@ def cgroup_cpu_limit(
     return min(limits) if limits else None
 
 
+_SCHED_GETAFFINITY = getattr(os, "sched_getaffinity", None)  # absent on macOS and Windows
+
+
 def usable_cpus(
     *,
-    sched_getaffinity: Callable[[int], set] | None = getattr(os, "sched_getaffinity", None),
+    sched_getaffinity: Callable[[int], set] | None = _SCHED_GETAFFINITY,
     cpu_count: Callable[[], int | None] = os.cpu_count,
     cgroup_root: Path = CGROUP_ROOT,
     proc_self_cgroup: Path = PROC_SELF_CGROUP,

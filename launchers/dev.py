@@ -99,4 +99,6 @@ def serve_until_stopped(server: BaseWSGIServer, graceful_timeout: float) -> None
         t.join(max(0.0, deadline - time.monotonic()))
     left = sum(t.is_alive() for t in running)
     if left:
-        log.warning("graceful timeout (%gs) passed with %d request(s) still running", graceful_timeout, left)
+        log.warning(
+            "graceful timeout (%gs) passed with %d request(s) still running", graceful_timeout, left
+        )

@@ -23,6 +23,7 @@ from typing import Any
 from launchers.settings import Settings
 
 log = logging.getLogger("launchers.gunicorn")
+SHM = "/dev/shm"  # noqa: S108 - gunicorn's heartbeat files, private to each worker
 
 
 def options(settings: Settings) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def options(settings: Settings) -> dict[str, Any]:
         # whose home is missing or read-only then logs permission errors at every start.
         "control_socket_disable": True,
         # /tmp may be a slow disk; the heartbeat file belongs in memory where there is one.
-        "worker_tmp_dir": "/dev/shm" if _is_dir("/dev/shm") else None,
+        "worker_tmp_dir": SHM if _is_dir(SHM) else None,
         "proc_name": "flask-app",
         "on_starting": _on_starting(settings),
         "post_worker_init": post_worker_init,

@@ -30,7 +30,7 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
-DEV_SECRET_KEY = "dev-only-secret-key-not-for-production"
+DEV_SECRET_KEY = "dev-only-secret-key-not-for-production"  # noqa: S105 - refused in production
 MIN_SECRET_LENGTH = 16
 
 
@@ -90,7 +90,9 @@ def seconds(minimum_exclusive: float = 0.0) -> Callable[[str], float]:
     return convert
 
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 
 def address(text: str) -> str:
@@ -180,72 +182,190 @@ def _default_debug(values: Mapping[str, Any], ctx: Context) -> tuple[bool, str]:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("APP_ENV", "env", choice("development", "production", "testing"), _default_env,
-            "Which environment: development turns on the debugger and reloader; production "
-            "requires SECRET_KEY and a production server. FLASK_ENV is read when APP_ENV is unset.",
-            "development, production, testing",
-            example="development (production when REPLIT_DEPLOYMENT=1)"),
-    Setting("APP_LAUNCHER", "launcher_choice", launcher_name, _default_launcher,
-            "The server: auto picks dev in development, gunicorn in production on POSIX and "
-            "waitress on Windows.",
-            "auto, or a launcher in the registry (dev, gunicorn, waitress, granian)",
-            example="auto"),
-    Setting("HOST", "host", address, "0.0.0.0",
-            "The address to listen on: 0.0.0.0 for every interface (Replit, containers), "
-            "127.0.0.1 behind a reverse proxy on the same machine.",
-            "an IP address or host name", example="0.0.0.0"),
-    Setting("PORT", "port", integer(1, 65535), 5000,
-            "The port to listen on. Ports below 1024 need privileges: see docs/port-80.md.",
-            "1-65535", example="5000"),
-    Setting("WEB_CONCURRENCY", "workers", integer(1), _default_workers,
-            "Worker processes (gunicorn, granian): by default one per CPU this process may "
-            "really use (affinity and cgroup quota), not the host's count.",
-            "a whole number, at least 1", example="(one per usable CPU)"),
-    Setting("WEB_THREADS", "threads", integer(1, 1024), 4,
-            "Threads per process: waitress's request threads, gunicorn's gthread threads, "
-            "granian's blocking threads.", "1-1024", example="4"),
-    Setting("WORKER_CLASS", "worker_class", choice("gevent", "gthread", "sync"), "gevent",
-            "gunicorn's worker type. gevent survives slow clients; gthread for code that must "
-            "not be monkey-patched; sync only behind a buffering proxy.",
-            "gevent, gthread, sync", example="gevent"),
-    Setting("WORKER_CONNECTIONS", "worker_connections", integer(1, 100000), 1000,
-            "Open connections one process keeps at most (gunicorn gevent, waitress's "
-            "connection_limit).", "1-100000", example="1000"),
-    Setting("SECRET_KEY", "secret_key", text_value, _default_secret,
-            "Signs sessions and cookies. Required in production (at least 16 characters); a "
-            "fixed key is used in development and testing.",
-            f"a random string of at least {MIN_SECRET_LENGTH} characters",
-            example="", secret=True),
-    Setting("TRUSTED_PROXY_HOPS", "proxy_hops", integer(0, 10), 0,
-            "How many reverse proxies in front set X-Forwarded-*; 0 trusts none of those headers.",
-            "0-10", example="0"),
-    Setting("GRACEFUL_TIMEOUT", "graceful_timeout", seconds(), 8.0,
-            "Seconds a stopping server gives requests in flight; keep it below the platform's "
-            "kill time (Cloud Run, Replit and Docker 10 s, Heroku 30 s).",
-            "seconds, greater than 0", example="8"),
-    Setting("REQUEST_TIMEOUT", "request_timeout", seconds(), 30.0,
-            "Seconds a request may take before its gunicorn worker is restarted; also how long "
-            "waitress keeps an idle connection.", "seconds, greater than 0", example="30"),
-    Setting("KEEPALIVE", "keepalive", seconds(), 5.0,
-            "Seconds an idle keep-alive connection is held open; behind a proxy keep it above "
-            "the proxy's idle timeout.", "seconds, greater than 0", example="5"),
-    Setting("MAX_REQUESTS", "max_requests", integer(0), 0,
-            "Restart a gunicorn worker after this many requests (with jitter), to bound leaks; "
-            "0 never restarts.", "a whole number, at least 0", example="0"),
-    Setting("MAX_CONTENT_LENGTH", "max_content_length", integer(1), 1024 * 1024,
-            "The largest request body, in bytes; a larger one gets 413.",
-            "a whole number of bytes, at least 1", example="1048576"),
-    Setting("LOG_LEVEL", "log_level", choice("debug", "info", "warning", "error"), "info",
-            "The least severe log line written.", "debug, info, warning, error", example="info"),
-    Setting("LOG_FORMAT", "log_format", choice("text", "json"), "text",
-            "text for people, json (one object a line) for log collectors.", "text, json",
-            example="text"),
-    Setting("FLASK_DEBUG", "debug", to_bool, _default_debug,
-            "The Werkzeug debugger and reloader (dev launcher only). Never allowed in production.",
-            "true/false (1, yes, on / 0, no, off)", example="(true in development)"),
-    Setting("ALLOW_DEV_SERVER", "allow_dev_server", to_bool, False,
-            "Lets APP_LAUNCHER=dev run with APP_ENV=production, for a demo you mean to expose.",
-            "true/false", example="false"),
+    Setting(
+        "APP_ENV",
+        "env",
+        choice("development", "production", "testing"),
+        _default_env,
+        "Which environment: development turns on the debugger and reloader; production "
+        "requires SECRET_KEY and a production server. FLASK_ENV is read when APP_ENV is unset.",
+        "development, production, testing",
+        example="development (production when REPLIT_DEPLOYMENT=1)",
+    ),
+    Setting(
+        "APP_LAUNCHER",
+        "launcher_choice",
+        launcher_name,
+        _default_launcher,
+        "The server: auto picks dev in development, gunicorn in production on POSIX and "
+        "waitress on Windows.",
+        "auto, or a launcher in the registry (dev, gunicorn, waitress, granian)",
+        example="auto",
+    ),
+    Setting(
+        "HOST",
+        "host",
+        address,
+        "0.0.0.0",
+        "The address to listen on: 0.0.0.0 for every interface (Replit, containers), "
+        "127.0.0.1 behind a reverse proxy on the same machine.",
+        "an IP address or host name",
+        example="0.0.0.0",
+    ),
+    Setting(
+        "PORT",
+        "port",
+        integer(1, 65535),
+        5000,
+        "The port to listen on. Ports below 1024 need privileges: see docs/port-80.md.",
+        "1-65535",
+        example="5000",
+    ),
+    Setting(
+        "WEB_CONCURRENCY",
+        "workers",
+        integer(1),
+        _default_workers,
+        "Worker processes (gunicorn, granian): by default one per CPU this process may "
+        "really use (affinity and cgroup quota), not the host's count.",
+        "a whole number, at least 1",
+        example="(one per usable CPU)",
+    ),
+    Setting(
+        "WEB_THREADS",
+        "threads",
+        integer(1, 1024),
+        4,
+        "Threads per process: waitress's request threads, gunicorn's gthread threads, "
+        "granian's blocking threads.",
+        "1-1024",
+        example="4",
+    ),
+    Setting(
+        "WORKER_CLASS",
+        "worker_class",
+        choice("gevent", "gthread", "sync"),
+        "gevent",
+        "gunicorn's worker type. gevent survives slow clients; gthread for code that must "
+        "not be monkey-patched; sync only behind a buffering proxy.",
+        "gevent, gthread, sync",
+        example="gevent",
+    ),
+    Setting(
+        "WORKER_CONNECTIONS",
+        "worker_connections",
+        integer(1, 100000),
+        1000,
+        "Open connections one process keeps at most (gunicorn gevent, waitress's "
+        "connection_limit).",
+        "1-100000",
+        example="1000",
+    ),
+    Setting(
+        "SECRET_KEY",
+        "secret_key",
+        text_value,
+        _default_secret,
+        "Signs sessions and cookies. Required in production (at least 16 characters); a "
+        "fixed key is used in development and testing.",
+        f"a random string of at least {MIN_SECRET_LENGTH} characters",
+        example="",
+        secret=True,
+    ),
+    Setting(
+        "TRUSTED_PROXY_HOPS",
+        "proxy_hops",
+        integer(0, 10),
+        0,
+        "How many reverse proxies in front set X-Forwarded-*; 0 trusts none of those headers.",
+        "0-10",
+        example="0",
+    ),
+    Setting(
+        "GRACEFUL_TIMEOUT",
+        "graceful_timeout",
+        seconds(),
+        8.0,
+        "Seconds a stopping server gives requests in flight; keep it below the platform's "
+        "kill time (Cloud Run, Replit and Docker 10 s, Heroku 30 s).",
+        "seconds, greater than 0",
+        example="8",
+    ),
+    Setting(
+        "REQUEST_TIMEOUT",
+        "request_timeout",
+        seconds(),
+        30.0,
+        "Seconds a request may take before its gunicorn worker is restarted; also how long "
+        "waitress keeps an idle connection.",
+        "seconds, greater than 0",
+        example="30",
+    ),
+    Setting(
+        "KEEPALIVE",
+        "keepalive",
+        seconds(),
+        5.0,
+        "Seconds an idle keep-alive connection is held open; behind a proxy keep it above "
+        "the proxy's idle timeout.",
+        "seconds, greater than 0",
+        example="5",
+    ),
+    Setting(
+        "MAX_REQUESTS",
+        "max_requests",
+        integer(0),
+        0,
+        "Restart a gunicorn worker after this many requests (with jitter), to bound leaks; "
+        "0 never restarts.",
+        "a whole number, at least 0",
+        example="0",
+    ),
+    Setting(
+        "MAX_CONTENT_LENGTH",
+        "max_content_length",
+        integer(1),
+        1024 * 1024,
+        "The largest request body, in bytes; a larger one gets 413.",
+        "a whole number of bytes, at least 1",
+        example="1048576",
+    ),
+    Setting(
+        "LOG_LEVEL",
+        "log_level",
+        choice("debug", "info", "warning", "error"),
+        "info",
+        "The least severe log line written.",
+        "debug, info, warning, error",
+        example="info",
+    ),
+    Setting(
+        "LOG_FORMAT",
+        "log_format",
+        choice("text", "json"),
+        "text",
+        "text for people, json (one object a line) for log collectors.",
+        "text, json",
+        example="text",
+    ),
+    Setting(
+        "FLASK_DEBUG",
+        "debug",
+        to_bool,
+        _default_debug,
+        "The Werkzeug debugger and reloader (dev launcher only). Never allowed in production.",
+        "true/false (1, yes, on / 0, no, off)",
+        example="(true in development)",
+    ),
+    Setting(
+        "ALLOW_DEV_SERVER",
+        "allow_dev_server",
+        to_bool,
+        False,
+        "Lets APP_LAUNCHER=dev run with APP_ENV=production, for a demo you mean to expose.",
+        "true/false",
+        example="false",
+    ),
 )
 
 BY_ENV = {s.env: s for s in SETTINGS}
@@ -341,8 +461,10 @@ def dotenv_file(environ: Mapping[str, str], default: Path | None) -> Path | None
         return None
     path = Path(chosen)
     if not path.is_file():
-        raise ConfigError(f"ENV_FILE={chosen!r} is not a readable file. Point it at a .env file, "
-                          "or set ENV_FILE=none to read none.")
+        raise ConfigError(
+            f"ENV_FILE={chosen!r} is not a readable file. Point it at a .env file, "
+            "or set ENV_FILE=none to read none."
+        )
     return path
 
 

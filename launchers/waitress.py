@@ -104,5 +104,7 @@ def _loop(server: Any, stop_at: list[float]) -> None:
         if not any(_busy(c) for c in channels):
             return
         if time.monotonic() > stop_at[0]:
-            log.warning("graceful timeout passed with %d connection(s) busy", sum(map(_busy, channels)))
+            log.warning(
+                "graceful timeout passed with %d connection(s) busy", sum(map(_busy, channels))
+            )
             return

@@ -31,11 +31,32 @@ NOBODY = 65534
 
 # Variables of ours (and the platforms') that must not leak from the developer's shell.
 OUR_VARIABLES = (
-    "APP_ENV", "APP_LAUNCHER", "HOST", "PORT", "WEB_CONCURRENCY", "WEB_THREADS", "WORKER_CLASS",
-    "WORKER_CONNECTIONS", "SECRET_KEY", "TRUSTED_PROXY_HOPS", "GRACEFUL_TIMEOUT",
-    "REQUEST_TIMEOUT", "KEEPALIVE", "MAX_REQUESTS", "MAX_CONTENT_LENGTH", "LOG_LEVEL",
-    "LOG_FORMAT", "FLASK_DEBUG", "FLASK_ENV", "ALLOW_DEV_SERVER", "REPLIT_DEPLOYMENT",
-    "REPL_ID", "ENV_FILE", "GUNICORN_CMD_ARGS", "FORWARDED_ALLOW_IPS", "DYNO",
+    "APP_ENV",
+    "APP_LAUNCHER",
+    "HOST",
+    "PORT",
+    "WEB_CONCURRENCY",
+    "WEB_THREADS",
+    "WORKER_CLASS",
+    "WORKER_CONNECTIONS",
+    "SECRET_KEY",
+    "TRUSTED_PROXY_HOPS",
+    "GRACEFUL_TIMEOUT",
+    "REQUEST_TIMEOUT",
+    "KEEPALIVE",
+    "MAX_REQUESTS",
+    "MAX_CONTENT_LENGTH",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "FLASK_DEBUG",
+    "FLASK_ENV",
+    "ALLOW_DEV_SERVER",
+    "REPLIT_DEPLOYMENT",
+    "REPL_ID",
+    "ENV_FILE",
+    "GUNICORN_CMD_ARGS",
+    "FORWARDED_ALLOW_IPS",
+    "DYNO",
 )
 SECRET = "test-secret-key-0123456789abcdef"
 
@@ -203,8 +224,13 @@ class Server:
                 self.preexec()
 
         self.proc = subprocess.Popen(
-            list(self.args), env=dict(self.env), cwd=self.cwd, stdin=subprocess.DEVNULL,
-            stdout=self._out, stderr=self._err, preexec_fn=child_setup,
+            list(self.args),
+            env=dict(self.env),
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=self._err,
+            preexec_fn=child_setup,
         )
         return self
 
@@ -213,7 +239,9 @@ class Server:
         assert self.proc is not None
         return self.proc.pid
 
-    def wait_ready(self, timeout: float = 20.0, path: str = "/healthz", host: str = "127.0.0.1") -> Server:
+    def wait_ready(
+        self, timeout: float = 20.0, path: str = "/healthz", host: str = "127.0.0.1"
+    ) -> Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -227,7 +255,9 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.05)
-        raise AssertionError(f"server not ready in {timeout}s\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}")
+        raise AssertionError(
+            f"server not ready in {timeout}s\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+        )
 
     def wait_exit(self, timeout: float = 20.0) -> int:
         try:
@@ -275,8 +305,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(args: Sequence[str], env: Mapping[str, str], port: int | None = None, *,
-            ready: bool = True, ready_timeout: float = 20.0, **kw) -> Iterator[Server]:
+def running(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    port: int | None = None,
+    *,
+    ready: bool = True,
+    ready_timeout: float = 20.0,
+    **kw,
+) -> Iterator[Server]:
     server = Server(args, env, port, **kw).start()
     try:
         if ready:
@@ -286,12 +323,25 @@ def running(args: Sequence[str], env: Mapping[str, str], port: int | None = None
         server.close()
 
 
-def run_main(*args: str, env: Mapping[str, str], timeout: float = 30.0, python: str = PYTHON,
-             cwd: Path = ROOT, preexec=None) -> subprocess.CompletedProcess:
+def run_main(
+    *args: str,
+    env: Mapping[str, str],
+    timeout: float = 30.0,
+    python: str = PYTHON,
+    cwd: Path = ROOT,
+    preexec=None,
+) -> subprocess.CompletedProcess:
     """``python main.py ARGS`` to completion (for commands and failing starts)."""
     return subprocess.run(
-        [python, "main.py", *args], env=dict(env), cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, stdin=subprocess.DEVNULL, preexec_fn=preexec, start_new_session=True,
+        [python, "main.py", *args],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=preexec,
+        start_new_session=True,
     )
 
 
@@ -331,8 +381,16 @@ def setpriv_prefix() -> list[str]:
     return [need_tool("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
 
-PROJECT_FILES = ("app", "launchers", "main.py", "wsgi.py", "gunicorn_config.py", ".replit",
-                 "flask_deploy.sh", "Procfile")
+PROJECT_FILES = (
+    "app",
+    "launchers",
+    "main.py",
+    "wsgi.py",
+    "gunicorn_config.py",
+    ".replit",
+    "flask_deploy.sh",
+    "Procfile",
+)
 
 
 def make_sandbox(base: Path) -> Sandbox:
@@ -349,10 +407,12 @@ def make_sandbox(base: Path) -> Sandbox:
         message = "tests as an unprivileged user need /usr/bin/python3 (Debian's python3)"
         pytest.fail(message) if IN_CI else pytest.skip(message)
     version = subprocess.run(
-        [system_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-        capture_output=True, text=True, check=True,
+        [system_python, "-c", "import sys; print('{}.{}'.format(*sys.version_info[:2]))"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
-    if version != "%d.%d" % sys.version_info[:2]:
+    if version != "{}.{}".format(*sys.version_info[:2]):
         message = f"/usr/bin/python3 is {version}, the test interpreter is {sys.version_info[:2]}"
         pytest.fail(message) if IN_CI else pytest.skip(message)
     base.mkdir(parents=True, exist_ok=True)
@@ -366,14 +426,20 @@ def make_sandbox(base: Path) -> Sandbox:
         elif src.exists():
             shutil.copy2(src, project / name)
     site = base / "site"
-    shutil.copytree(sysconfig.get_paths()["purelib"], site, symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "pip", "pip-*"))
+    shutil.copytree(
+        sysconfig.get_paths()["purelib"],
+        site,
+        symlinks=True,
+        ignore=shutil.ignore_patterns("__pycache__", "pip", "pip-*"),
+    )
     venv = base / "venv"
     subprocess.run([system_python, "-m", "venv", "--copies", "--without-pip", venv], check=True)
     python = venv / "bin" / "python"
     purelib = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     Path(purelib, "project-deps.pth").write_text(f"{site}\n")
     for tool, module in (("gunicorn", "gunicorn.app.wsgiapp"),):

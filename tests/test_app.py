@@ -23,8 +23,11 @@ def test_create_app_reads_the_environment_without_overrides(monkeypatch):
 
 
 def test_create_app_takes_a_settings_object_and_overrides():
-    settings = load_settings({"APP_ENV": "production", "SECRET_KEY": SECRET}, dotenv_path=None,
-                             context=Context(platform="linux", usable_cpus=lambda: 1))
+    settings = load_settings(
+        {"APP_ENV": "production", "SECRET_KEY": SECRET},
+        dotenv_path=None,
+        context=Context(platform="linux", usable_cpus=lambda: 1),
+    )
     app = create_app({**settings.flask_config(), "MAX_CONTENT_LENGTH": 10})
     assert app.config["APP_ENV"] == "production" and app.config["SECRET_KEY"] == SECRET
     assert app.config["MAX_CONTENT_LENGTH"] == 10 and not app.debug
@@ -96,7 +99,9 @@ def test_unexpected_error_is_a_generic_500_without_traceback():
 def test_security_headers_on_every_response(client, path):
     h = client.get(path).headers
     assert h["X-Content-Type-Options"] == "nosniff"
-    assert h["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in h["Content-Security-Policy"]
+    assert (
+        h["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in h["Content-Security-Policy"]
+    )
     assert h["Referrer-Policy"]
     assert "Strict-Transport-Security" not in h
 
@@ -107,7 +112,10 @@ def test_hsts_only_over_https(client):
 
 @pytest.mark.parametrize("incoming", ["abc", "a" * 128, "req-1.2_3:4"])
 def test_well_formed_request_id_is_echoed(client, incoming):
-    assert client.get("/healthz", headers={"X-Request-ID": incoming}).headers["X-Request-ID"] == incoming
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": incoming}).headers["X-Request-ID"]
+        == incoming
+    )
 
 
 @pytest.mark.parametrize("incoming", ["", "a" * 129, "bad id", "<script>", "a\u00e9"])
@@ -117,8 +125,11 @@ def test_malformed_request_id_is_replaced(client, incoming):
 
 
 def test_forwarded_headers_ignored_unless_trusted():
-    headers = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https",
-               "X-Forwarded-Host": "example.com"}
+    headers = {
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "example.com",
+    }
     plain = create_app({"TESTING": True}).test_client().get("/api/info", headers=headers).json
     assert plain["remote_addr"] == "127.0.0.1" and plain["scheme"] == "http"
     trusted = create_app({"TESTING": True, "TRUSTED_PROXY_HOPS": 1}).test_client()

@@ -23,8 +23,12 @@ def cgroup_fixture(tmp_path: Path, membership: str, files: dict[str, str]) -> tu
 
 def count(tmp_path, membership, files, affinity=64, host=64):
     root, proc = cgroup_fixture(tmp_path, membership, files)
-    return usable_cpus(sched_getaffinity=lambda pid: set(range(affinity)), cpu_count=lambda: host,
-                       cgroup_root=root, proc_self_cgroup=proc)
+    return usable_cpus(
+        sched_getaffinity=lambda pid: set(range(affinity)),
+        cpu_count=lambda: host,
+        cgroup_root=root,
+        proc_self_cgroup=proc,
+    )
 
 
 def test_v2_quota_rounds_up(tmp_path):
@@ -45,8 +49,10 @@ def test_v2_namespaced_path_falls_back_to_the_mount_root(tmp_path):
 
 
 def test_v1_quota(tmp_path):
-    files = {"cpu,cpuacct/docker/x/cpu.cfs_quota_us": "300000\n",
-             "cpu,cpuacct/docker/x/cpu.cfs_period_us": "100000\n"}
+    files = {
+        "cpu,cpuacct/docker/x/cpu.cfs_quota_us": "300000\n",
+        "cpu,cpuacct/docker/x/cpu.cfs_period_us": "100000\n",
+    }
     assert count(tmp_path, "4:cpu,cpuacct:/docker/x\n3:memory:/docker/x\n", files) == 3
 
 
@@ -65,8 +71,12 @@ def test_affinity_smaller_than_quota(tmp_path):
 
 def test_without_affinity_falls_back_to_cpu_count(tmp_path):
     root, proc = cgroup_fixture(tmp_path, "", {})
-    assert usable_cpus(sched_getaffinity=None, cpu_count=lambda: 5, cgroup_root=root,
-                       proc_self_cgroup=proc) == 5
+    assert (
+        usable_cpus(
+            sched_getaffinity=None, cpu_count=lambda: 5, cgroup_root=root, proc_self_cgroup=proc
+        )
+        == 5
+    )
 
 
 @pytest.mark.parametrize("text", ["garbage", "0 100000", "100000 0", ""])

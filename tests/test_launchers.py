@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-
-
 import pytest
 
 from tests.support import (
-    PYTHON, SECRET, assert_no_traceback, clean_env, free_port, get, listening_ports,
-    process_tree, request, run_main, running,
+    PYTHON,
+    SECRET,
+    assert_no_traceback,
+    clean_env,
+    free_port,
+    get,
+    listening_ports,
+    process_tree,
+    request,
+    run_main,
+    running,
 )
 
 LAUNCHERS = ["dev", "gunicorn", "waitress"]
 
 
 def launcher_env(launcher: str, port: int, **extra) -> dict[str, str]:
-    values = {"APP_LAUNCHER": launcher, "PORT": port, "HOST": "127.0.0.1", "FLASK_DEBUG": 0,
-              "WEB_CONCURRENCY": 1, **extra}
+    values = {
+        "APP_LAUNCHER": launcher,
+        "PORT": port,
+        "HOST": "127.0.0.1",
+        "FLASK_DEBUG": 0,
+        "WEB_CONCURRENCY": 1,
+        **extra,
+    }
     return clean_env(**values)
 
 
@@ -27,8 +40,9 @@ def check_contract(port: int, launcher: str) -> None:
     assert get(port, "/readyz").status == 200
     info = get(port, "/api/info").json()
     assert info["launcher"] == launcher and info["remote_addr"] == "127.0.0.1"
-    echo = request("POST", port, "/api/echo", body=b'{"x": 1}',
-                   headers={"Content-Type": "application/json"})
+    echo = request(
+        "POST", port, "/api/echo", body=b'{"x": 1}', headers={"Content-Type": "application/json"}
+    )
     assert echo.status == 200 and echo.json() == {"received": {"x": 1}}
     assert get(port, "/api/missing").status == 404
 
@@ -71,8 +85,11 @@ def test_gunicorn_command_with_the_config_file(target):
 def test_gunicorn_config_rejects_a_bad_setting_without_traceback():
     env = clean_env(PORT="abc")
     result = __import__("subprocess").run(
-        [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", "wsgi:app"], env=env,
-        capture_output=True, text=True, timeout=30,
+        [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", "wsgi:app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert "PORT='abc'" in result.stderr
@@ -81,8 +98,14 @@ def test_gunicorn_config_rejects_a_bad_setting_without_traceback():
 
 def test_gunicorn_as_nobody_without_a_home_logs_no_error(sandbox):
     port = free_port()
-    env = sandbox.env(PORT=port, HOST="127.0.0.1", WEB_CONCURRENCY=1, APP_ENV="production",
-                      SECRET_KEY=SECRET, HOME="/nonexistent")
+    env = sandbox.env(
+        PORT=port,
+        HOST="127.0.0.1",
+        WEB_CONCURRENCY=1,
+        APP_ENV="production",
+        SECRET_KEY=SECRET,
+        HOME="/nonexistent",
+    )
     from tests.support import as_nobody
 
     args = [str(sandbox.python), "main.py"]
@@ -113,13 +136,22 @@ def test_config_command_shows_values_and_sources(tmp_path):
 def test_help_describes_commands_variables_and_exit_codes():
     result = run_main("--help", env=clean_env())
     assert result.returncode == 0
-    for word in ("config", "doctor", "--launcher", "--port", "PORT", "APP_LAUNCHER",
-                 "SECRET_KEY", "exit codes"):
+    for word in (
+        "config",
+        "doctor",
+        "--launcher",
+        "--port",
+        "PORT",
+        "APP_LAUNCHER",
+        "SECRET_KEY",
+        "exit codes",
+    ):
         assert word in result.stdout
 
 
 def test_main_app_is_built_on_first_access_only():
     code = "import main, sys; assert 'wsgi' not in sys.modules; print(type(main.app).__name__)"
-    result = __import__("subprocess").run([PYTHON, "-c", code], env=clean_env(), capture_output=True,
-                                          text=True, timeout=30)
+    result = __import__("subprocess").run(
+        [PYTHON, "-c", code], env=clean_env(), capture_output=True, text=True, timeout=30
+    )
     assert result.stdout.strip() == "Flask", result.stderr

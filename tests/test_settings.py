@@ -59,12 +59,26 @@ def test_env_file_none_reads_no_dotenv(tmp_path: Path):
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("PORT", "abc"), ("PORT", "0"), ("PORT", "70000"), ("PORT", "-1"), ("PORT", "80.5"),
-        ("WEB_CONCURRENCY", "0"), ("WEB_CONCURRENCY", "two"), ("APP_LAUNCHER", "nginx"),
-        ("APP_ENV", "prod"), ("HOST", "not a host"), ("TRUSTED_PROXY_HOPS", "-1"),
-        ("GRACEFUL_TIMEOUT", "0"), ("GRACEFUL_TIMEOUT", "soon"), ("LOG_LEVEL", "verbose"),
-        ("FLASK_DEBUG", "maybe"), ("MAX_CONTENT_LENGTH", "1MB"), ("WORKER_CLASS", "eventlet"),
-        ("LOG_FORMAT", "xml"), ("WEB_THREADS", "0"), ("KEEPALIVE", "nan"),
+        ("PORT", "abc"),
+        ("PORT", "0"),
+        ("PORT", "70000"),
+        ("PORT", "-1"),
+        ("PORT", "80.5"),
+        ("WEB_CONCURRENCY", "0"),
+        ("WEB_CONCURRENCY", "two"),
+        ("APP_LAUNCHER", "nginx"),
+        ("APP_ENV", "prod"),
+        ("HOST", "not a host"),
+        ("TRUSTED_PROXY_HOPS", "-1"),
+        ("GRACEFUL_TIMEOUT", "0"),
+        ("GRACEFUL_TIMEOUT", "soon"),
+        ("LOG_LEVEL", "verbose"),
+        ("FLASK_DEBUG", "maybe"),
+        ("MAX_CONTENT_LENGTH", "1MB"),
+        ("WORKER_CLASS", "eventlet"),
+        ("LOG_FORMAT", "xml"),
+        ("WEB_THREADS", "0"),
+        ("KEEPALIVE", "nan"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_accepted_values(name: str, value: str):
@@ -82,8 +96,19 @@ def test_unknown_launcher_lists_the_valid_ones():
         assert name in str(caught.value)
 
 
-@pytest.mark.parametrize("word,expected", [("1", True), ("TRUE", True), ("yes", True), ("on", True),
-                                           ("0", False), ("false", False), ("No", False), ("off", False)])
+@pytest.mark.parametrize(
+    "word,expected",
+    [
+        ("1", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("on", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+    ],
+)
 def test_booleans_from_a_fixed_word_list(word: str, expected: bool):
     assert load({"FLASK_DEBUG": word}).debug is expected
 
@@ -91,15 +116,22 @@ def test_booleans_from_a_fixed_word_list(word: str, expected: bool):
 @pytest.mark.parametrize(
     ("env", "platform", "expected"),
     [
-        ("development", "linux", "dev"), ("development", "win32", "dev"),
-        ("development", "darwin", "dev"), ("testing", "linux", "dev"), ("testing", "win32", "dev"),
-        ("production", "linux", "gunicorn"), ("production", "darwin", "gunicorn"),
-        ("production", "win32", "waitress"), ("production", "cygwin", "gunicorn"),
+        ("development", "linux", "dev"),
+        ("development", "win32", "dev"),
+        ("development", "darwin", "dev"),
+        ("testing", "linux", "dev"),
+        ("testing", "win32", "dev"),
+        ("production", "linux", "gunicorn"),
+        ("production", "darwin", "gunicorn"),
+        ("production", "win32", "waitress"),
+        ("production", "cygwin", "gunicorn"),
     ],
 )
 def test_auto_launcher_for_every_environment_and_platform(env: str, platform: str, expected: str):
-    s = load({"APP_ENV": env, "SECRET_KEY": SECRET, "FLASK_DEBUG": "0"},
-             context=Context(platform=platform, usable_cpus=lambda: 1))
+    s = load(
+        {"APP_ENV": env, "SECRET_KEY": SECRET, "FLASK_DEBUG": "0"},
+        context=Context(platform=platform, usable_cpus=lambda: 1),
+    )
     assert s.launcher == expected
     assert "auto chose" in s.source("APP_LAUNCHER")
 
