@@ -9,6 +9,7 @@ over to the chosen launcher's ``serve(settings)``. Everything here raises
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 from launchers.settings import Settings
@@ -20,7 +21,17 @@ def run(settings: Settings, *, serve: Callable[[Settings], None] | None = None) 
     from launchers import ports, registry
 
     serve = serve or registry.load(settings.launcher, settings.platform)
-    ports.check_bind(settings.host, settings.port)
-    for notice in settings.notices:
-        log.warning(notice)
+    if not reloader_child():
+        ports.check_bind(settings.host, settings.port)
+        for notice in settings.notices:
+            log.warning(notice)
     serve(settings)
+
+
+def reloader_child() -> bool:
+    """The process Werkzeug's reloader restarts on each change.
+
+    Its parent has already bound the socket and passes it down, so a pre-flight
+    bind here would find the port "in use" by our own parent.
+    """
+    return os.environ.get("WERKZEUG_RUN_MAIN") == "true"

@@ -155,3 +155,14 @@ def test_main_app_is_built_on_first_access_only():
         [PYTHON, "-c", code], env=clean_env(), capture_output=True, text=True, timeout=30
     )
     assert result.stdout.strip() == "Flask", result.stderr
+
+
+def test_development_default_runs_the_reloader_and_debugger():
+    """`python main.py` as the README says: dev server, reloader child, debugger on."""
+    port = free_port()
+    env = clean_env(PORT=port, HOST="127.0.0.1")
+    with running([PYTHON, "main.py"], env, port) as server:
+        assert get(port, "/api/info").json()["launcher"] == "dev"
+        assert len(process_tree(server.pid)) >= 2  # the reloader's parent and its child
+        assert "Debugger is active" in server.stderr + server.stdout
+        assert "already in use" not in server.stderr
