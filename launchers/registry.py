@@ -26,6 +26,7 @@ LAUNCHERS: dict[str, LauncherSpec] = {
     "dev": LauncherSpec("launchers.dev:serve", "werkzeug", "werkzeug"),
     "gunicorn": LauncherSpec("launchers.gunicorn:serve", "gunicorn", "gunicorn", posix_only=True),
     "waitress": LauncherSpec("launchers.waitress:serve", "waitress", "waitress"),
+    "granian": LauncherSpec("launchers.granian:serve", "granian", "granian"),  # SERVER_SOFTWARE "Granian"
 }
 
 
@@ -60,6 +61,8 @@ def load(name: str, platform: str) -> Callable:
         )
     module_name, _, attr = spec.target.partition(":")
     try:
+        # The server package itself: the launcher modules import it only inside serve().
+        importlib.import_module(spec.package.split("[")[0])
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] == spec.package.split("[")[0]:
