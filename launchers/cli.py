@@ -16,12 +16,22 @@ from launchers.errors import StartupError
 
 def format_error(error: StartupError) -> str:
     lines = []
-    for line in str(error).splitlines():
+    for line in f"error: {error}".splitlines():
         indent = line[: len(line) - len(line.lstrip())]
+        if not line or len(indent) >= 4:
+            lines.append(line)  # a command to copy: never wrapped
+            continue
+        # Never split a path or a hyphenated name across lines.
         lines.append(
-            textwrap.fill(line, width=100, subsequent_indent=indent + "   ") if line else line
+            textwrap.fill(
+                line,
+                width=100,
+                subsequent_indent=indent + "   ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
         )
-    return "error: " + "\n".join(lines)
+    return "\n".join(lines)
 
 
 @contextmanager
