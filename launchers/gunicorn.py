@@ -105,7 +105,9 @@ def serve(settings: Settings, *, app: Callable | None = None) -> None:
     class Embedded(BaseApplication):
         def load_config(self) -> None:
             for key, value in options(settings).items():
-                if value is not None:
+                # launchers.run() has already checked the port and written the notices;
+                # on_starting is for `gunicorn -c gunicorn_config.py`, where nothing has.
+                if value is not None and key != "on_starting":
                     self.cfg.set(key, value)
 
         def load(self) -> Callable:
