@@ -558,6 +558,11 @@ def _replit_port(values: dict[str, Any], sources: dict[str, str], notices: list[
     """
     from launchers.ports import can_bind_port, replit_internal_port
 
+    if sources["PORT"] == "default":
+        # No PORT given: listen where Replit's router looks, the .replit localPort.
+        values["port"] = replit_internal_port()
+        sources["PORT"] = "default (the localPort .replit maps to externalPort 80)"
+        return
     port = values["port"]
     if can_bind_port(port):
         return
