@@ -249,11 +249,15 @@ def test_procfile_under_honcho_honours_port_and_web_concurrency(tmp_path):
         (master,) = [pid for pid in holders if _parent(pid) not in holders]
         wait_workers_booted(master, 3)
         server.signal(signal.SIGTERM)  # honcho passes it on and waits for gunicorn
-        server.wait_exit(20)
-        assert "Handling signal: term" in server.stdout
+        server.wait_exit(20)  # honcho's own code is 128 + SIGTERM
+        log = server.stdout
+        assert "Handling signal: term" in log and "Shutting down: Master" in log, log
+        assert error_lines(log) == [], log
     finally:
+        if server.proc.poll() is None:
+            seen.update(process_tree(server.pid))  # also when the test failed early
         server.close()
-        for pid in seen:  # anything honcho left behind
+        for pid in seen:  # anything honcho left behind (each child has its own group)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
 
@@ -543,12 +547,17 @@ def test_systemd_analyze_verifies_the_unit(unit_tree):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "flask-app.service" not in result.stderr, result.stderr  # no warning about the unit
 
-    # And the shipped file fails verification only for the missing binary, nothing else.
+    # And the shipped file fails verification only for the missing binary, nothing else
+    # (on a machine where the app is installed in /srv/flask-app, it passes).
     shipped = subprocess.run(
         [analyze, "verify", str(UNIT)], capture_output=True, text=True, timeout=60, cwd=unit_tree
     )
     problems = [line for line in shipped.stderr.splitlines() if "flask-app.service" in line]
-    assert problems and all("/srv/flask-app/.venv/bin/gunicorn" in line for line in problems)
+    binary = "/srv/flask-app/.venv/bin/gunicorn"
+    if Path(binary).exists():
+        assert shipped.returncode == 0 and problems == [], shipped.stderr
+    else:
+        assert problems and all(binary in line for line in problems), shipped.stderr
 
 
 def test_systemd_analyze_security_rates_the_unit_ok(unit_tree):
