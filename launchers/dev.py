@@ -76,11 +76,10 @@ def serve_until_stopped(server: BaseWSGIServer, graceful_timeout: float) -> None
 
     server.process_request = process_request  # type: ignore[method-assign]
 
-    stop = threading.Event()
-
     def on_sigterm(signum: int, frame: Any) -> None:
+        if lifecycle.shutting_down():
+            return
         lifecycle.begin_shutdown()
-        stop.set()
         # shutdown() waits for serve_forever to return: never from the thread running it.
         threading.Thread(target=server.shutdown, daemon=True).start()
 
@@ -95,10 +94,19 @@ def serve_until_stopped(server: BaseWSGIServer, graceful_timeout: float) -> None
     deadline = time.monotonic() + graceful_timeout
     with lock:
         running = list(workers)
+    log.info(
+        "SIGTERM: stopped accepting; draining %d request(s) in flight (up to %gs)",
+        len(running),
+        graceful_timeout,
+    )
     for t in running:
         t.join(max(0.0, deadline - time.monotonic()))
     left = sum(t.is_alive() for t in running)
     if left:
         log.warning(
-            "graceful timeout (%gs) passed with %d request(s) still running", graceful_timeout, left
+            "graceful timeout (%gs) passed with %d request(s) still running; closing them",
+            graceful_timeout,
+            left,
         )
+    else:
+        log.info("drained: every request in flight was answered")
