@@ -9,6 +9,8 @@ from flask import Flask
 
 from app.config import configure
 from app.errors import register_error_handlers
+from app.lifecycle import register_lifecycle
+from app.limits import register_body_limit
 from app.logs import register_access_log
 from app.proxy import register_proxy_fix
 from app.security import register_security
@@ -22,8 +24,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """
     app = Flask(__name__)
     configure(app, overrides)
+    register_body_limit(app)
     register_access_log(app)
     register_security(app)
+    register_lifecycle(app)
     register_proxy_fix(app)
     register_blueprints(app)
     register_error_handlers(app)

@@ -3,7 +3,9 @@
 The app writes the access log itself (one line per request: method, path,
 status, duration, request id), so it reads the same under every server;
 gunicorn's and Werkzeug's own access logs are off to avoid a line twice.
-Access lines go to stdout, everything else to stderr.
+Access lines go to stdout, everything else to stderr. gunicorn's own lines
+(gunicorn.error) use the same formatter (launchers/gunicorn.py), so
+LOG_FORMAT=json gives one JSON object a line from every part of the process.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import logging
 import sys
 import time
+from datetime import UTC, datetime
 
 from flask import Flask, Response, g, request
 
@@ -19,14 +22,20 @@ ACCESS = logging.getLogger("app.access")
 _configured: tuple[str, str] | None = None
 
 
+TEXT_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+
+
 class JsonFormatter(logging.Formatter):
     FIELDS = ("method", "path", "status", "duration_ms", "request_id", "remote_addr")
 
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
             "message": record.getMessage(),
         }
         for name in self.FIELDS:
@@ -37,17 +46,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data)
 
 
+def make_formatter(fmt: str) -> logging.Formatter:
+    """The formatter for LOG_FORMAT ``text`` or ``json``."""
+    return JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """Configure the root logger once per process (idempotent)."""
     global _configured
     if _configured == (level, fmt):
         return
     _configured = (level, fmt)
-    formatter: logging.Formatter = (
-        JsonFormatter()
-        if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    formatter = make_formatter(fmt)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_app_handler", False):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, abort, current_app, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -55,6 +55,18 @@ def _assign_request_id() -> None:
     request_id()
 
 
+def _no_debugger_urls() -> None:
+    """Without the debugger, its URLs (``?__debugger__=yes&cmd=...``) are plain 404s.
+
+    The debugger is only ever wrapped around the app by the dev launcher with
+    FLASK_DEBUG on (refused in production); answering its URLs with the page
+    they were appended to would still tell a scanner it had found a Flask app.
+    """
+    if "__debugger__" in request.args and not current_app.debug:
+        abort(404)
+
+
 def register_security(app: Flask) -> None:
     app.before_request(_assign_request_id)
+    app.before_request(_no_debugger_urls)
     app.after_request(_add_headers)
