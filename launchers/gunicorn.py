@@ -35,7 +35,8 @@ def options(settings: Settings) -> dict[str, Any]:
         "worker_class": worker_class,
         "threads": settings.threads if worker_class == "gthread" else 1,
         "worker_connections": settings.worker_connections,
-        "timeout": int(settings.request_timeout),
+        # At least 1: gunicorn reads 0 as "no timeout at all".
+        "timeout": max(1, int(settings.request_timeout)),
         "graceful_timeout": int(settings.graceful_timeout) or 1,
         "keepalive": int(settings.keepalive) or 1,
         "max_requests": settings.max_requests,
@@ -48,10 +49,17 @@ def options(settings: Settings) -> dict[str, Any]:
         # gunicorn's own default trusts 127.0.0.1, which would let any local client
         # claim https when nothing is meant to be trusted.
         "forwarded_allow_ips": "*" if settings.proxy_hops else "",
+        # ...and only the header ProxyFix reads. gunicorn's defaults would also take
+        # X-Forwarded-Ssl / X-Forwarded-Protocol as https, and a client's SCRIPT_NAME or
+        # PATH_INFO header as the environ's (a 500 when the path does not match).
+        "secure_scheme_headers": {"X-FORWARDED-PROTO": "https"},
+        "forwarder_headers": "",
         # The app writes the access log (one format for every launcher).
         "accesslog": None,
         "errorlog": "-",
         "loglevel": settings.log_level,
+        # gunicorn's own lines in our format (LOG_FORMAT=json included), each written once.
+        "logger_class": logger_class(settings.log_format),
         # gunicorn >= 25.1 opens a control socket under $HOME by default; a service user
         # whose home is missing or read-only then logs permission errors at every start.
         "control_socket_disable": True,
@@ -60,6 +68,7 @@ def options(settings: Settings) -> dict[str, Any]:
         "proc_name": "flask-app",
         "on_starting": _on_starting(settings),
         "post_worker_init": post_worker_init,
+        "worker_abort": worker_abort,
     }
 
 
@@ -85,6 +94,26 @@ def _on_starting(settings: Settings) -> Callable[[Any], None]:
     return on_starting
 
 
+def logger_class(log_format: str) -> type:
+    """gunicorn's logger, its lines (gunicorn.error) formatted like the app's.
+
+    gunicorn keeps its own handler on gunicorn.error and does not propagate to
+    the root logger, where the app's handlers are: each line is written once.
+    Its access log stays off (``accesslog`` None): the app writes that one.
+    """
+    from gunicorn.glogging import Logger
+
+    from app.logs import make_formatter
+
+    class AppFormatLogger(Logger):
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for handler in self.error_log.handlers:
+                handler.setFormatter(make_formatter(log_format))
+
+    return AppFormatLogger
+
+
 def post_worker_init(worker: Any) -> None:
     """Make /readyz answer 503 as soon as this worker is told to stop."""
     from app import lifecycle
@@ -97,6 +126,39 @@ def post_worker_init(worker: Any) -> None:
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    _unknown_transfer_coding_is_400(worker)
+
+
+def _unknown_transfer_coding_is_400(worker: Any) -> None:
+    """gunicorn answers an unknown Transfer-Encoding (``xchunked``, ``,chunked``) with 501.
+
+    RFC 9112 allows that, but it is the client's malformed request, and our
+    contract is that nothing a client sends gets a 5xx (a 5xx means our fault, and
+    pages someone): answer 400, as gunicorn does for every other framing error.
+    """
+    from gunicorn.http.errors import InvalidHeader, UnsupportedTransferCoding
+
+    handle_error = worker.handle_error
+
+    def handle(req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        if isinstance(exc, UnsupportedTransferCoding):
+            exc = InvalidHeader("TRANSFER-ENCODING")
+        handle_error(req, client, addr, exc)
+
+    worker.handle_error = handle
+
+
+def worker_abort(worker: Any) -> None:
+    """gunicorn killed this worker for a timeout (REQUEST_TIMEOUT): say which requests hung."""
+    from app import lifecycle
+
+    hung = lifecycle.requests_in_flight()
+    worker.log.critical(
+        "worker %s killed by the worker timeout (REQUEST_TIMEOUT=%ss); request(s) in flight: %s",
+        worker.pid,
+        worker.cfg.timeout,
+        "; ".join(hung) or "none",
+    )
 
 
 def serve(settings: Settings, *, app: Callable | None = None) -> None:
