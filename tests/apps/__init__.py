@@ -1,0 +1,1 @@
+"""Tests-only WSGI apps and a runner that serves them with the production launchers."""

@@ -1,0 +1,84 @@
+"""Logs from real servers: one access line per request, JSON everywhere with LOG_FORMAT=json,
+nothing written twice, access lines on stdout and the rest on stderr."""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import signal
+
+import pytest
+
+from tests.live import production_env
+from tests.support import PYTHON, free_port, get, request, running
+
+LAUNCHERS = ["gunicorn", "waitress", "dev"]
+REQUESTS = [  # (method, path, body, expected status), each sent with its own request id
+    ("GET", "/api/info", None, 200),
+    ("GET", "/missing", None, 404),
+    ("POST", "/api/echo", b"{not json", 400),
+]
+
+
+def exercise(port: int) -> dict[str, tuple[str, str, int]]:
+    sent = {}
+    for n, (method, path, body, status) in enumerate(REQUESTS):
+        rid = f"log-test-{n}"
+        r = request(method, port, path, body=body, headers={"X-Request-ID": rid})
+        assert r.status == status and r.headers["x-request-id"] == rid
+        sent[rid] = (method, path, status)
+    generated = get(port, "/healthz", headers={"X-Request-ID": "not a valid id!"})
+    sent[generated.headers["x-request-id"]] = ("GET", "/healthz", 200)
+    return sent
+
+
+GUNICORN_COMMAND = [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", "wsgi:app"]
+
+
+@pytest.mark.parametrize(
+    "launcher, args",
+    [(name, [PYTHON, "main.py"]) for name in LAUNCHERS] + [("gunicorn", GUNICORN_COMMAND)],
+    ids=[*LAUNCHERS, "gunicorn-command"],
+)
+def test_json_logs_one_access_line_per_request_nothing_twice(launcher, args):
+    port = free_port()
+    env = production_env(launcher, port, WEB_CONCURRENCY=2, LOG_FORMAT="json")
+    with running(args, env, port) as server:
+        sent = exercise(port)
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit(15) == 0
+        out, err = server.stdout, server.stderr
+
+    out_lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    err_lines = [json.loads(line) for line in err.splitlines() if line.strip()]  # all JSON
+    assert {entry["logger"] for entry in out_lines} == {"app.access"}
+    assert "app.access" not in {entry["logger"] for entry in err_lines}
+    assert err_lines, "the server says where it listens"
+    for rid, (method, path, status) in sent.items():
+        lines = [entry for entry in out_lines if entry.get("request_id") == rid]
+        assert len(lines) == 1, (rid, lines)
+        (entry,) = lines
+        assert (entry["method"], entry["path"], entry["status"]) == (method, path, status)
+        assert isinstance(entry["duration_ms"], float | int) and entry["duration_ms"] >= 0
+    duplicates = [
+        line for line, n in collections.Counter((out + err).splitlines()).items() if n > 1
+    ]
+    assert not duplicates, duplicates
+
+
+def test_text_logs_under_gunicorn_are_one_format():
+    port = free_port()
+    env = production_env("gunicorn", port, WEB_CONCURRENCY=1)
+    with running([PYTHON, "main.py"], env, port) as server:
+        sent = exercise(port)
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit(15) == 0
+        out, err = server.stdout, server.stderr
+    line = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[\d+\] \[[A-Z]+\] [\w.]+: ")
+    for text in (out, err):
+        for entry in text.splitlines():
+            assert line.match(entry), entry
+    for rid, (method, path, status) in sent.items():
+        matching = [e for e in out.splitlines() if f"id={rid}" in e]
+        assert len(matching) == 1 and f'"{method} {path}" {status} ' in matching[0], matching

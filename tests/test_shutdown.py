@@ -1,0 +1,104 @@
+"""SIGTERM drains and SIGINT stops at once, under every launcher, as real processes.
+
+Three slow uploads to POST /api/echo are in flight when SIGTERM arrives: each
+must still get its 200 with its body echoed, the process must exit 0, and
+/readyz must stop answering 200 from the signal on (503, or refused once the
+listener is closed).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+
+import pytest
+
+from tests.live import production_env, read_response, serve_app_args
+from tests.support import PYTHON, assert_no_traceback, free_port, get, running
+
+LAUNCHERS = ["gunicorn", "waitress", "dev"]
+UPLOADS = 3
+
+
+def start_upload(port: int, n: int) -> tuple[socket.socket, bytes, bytes]:
+    """Send the head and half of a JSON body; return the socket and the bytes still to send."""
+    body = json.dumps({"upload": n, "data": "x" * 30_000}).encode()
+    head = (
+        "POST /api/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    half = len(body) // 2
+    sock.sendall(head + body[:half])
+    return sock, body, body[half:]
+
+
+def readiness_after_signal(port: int) -> str:
+    """What /readyz says now: a status code, or "refused" when nothing listens."""
+    try:
+        return str(get(port, "/readyz", timeout=3).status)
+    except (ConnectionRefusedError, ConnectionResetError):
+        return "refused"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_sigterm_lets_slow_uploads_finish_then_exits_0(launcher):
+    port = free_port()
+    env = production_env(launcher, port, WEB_CONCURRENCY=1, GRACEFUL_TIMEOUT=8)
+    with running([PYTHON, "main.py"], env, port) as server:
+        uploads = [start_upload(port, n) for n in range(UPLOADS)]
+        try:
+            time.sleep(0.5)  # let the server read every request head (not an assertion)
+            server.signal(signal.SIGTERM)
+            time.sleep(0.3)
+            ready = readiness_after_signal(port)
+            for sock, _, rest in uploads:  # the rest of each body, slowly
+                for i in range(0, len(rest), 5_000):
+                    sock.sendall(rest[i : i + 5_000])
+                    time.sleep(0.05)
+            answers = [read_response(sock) for sock, _, _ in uploads]
+        finally:
+            for sock, _, _ in uploads:
+                sock.close()
+        code = server.wait_exit(15)
+        log = server.stdout + server.stderr
+
+    assert ready in ("503", "refused"), (ready, log)
+    for (status, _, body), (_, sent, _) in zip(answers, uploads, strict=True):
+        assert status == 200, (status, body[:200], log)
+        assert json.loads(body) == {"received": json.loads(sent)}
+    assert code == 0, log
+    assert_no_traceback(log)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_request_longer_than_the_graceful_timeout_does_not_hold_the_exit(launcher):
+    port = free_port()
+    env = production_env(launcher, port, WEB_CONCURRENCY=1, GRACEFUL_TIMEOUT=1)
+    with running(serve_app_args("tests.apps.hang:app"), env, port) as server:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /hang/sleep?seconds=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            time.sleep(0.5)  # the request is running (not an assertion)
+            server.signal(signal.SIGTERM)
+            code = server.wait_exit(10)  # 1 s of grace, far from the 60 s request
+        log = server.stdout + server.stderr
+    assert code == 0, log
+    if launcher != "gunicorn":  # gunicorn's master SIGKILLs the worker without a word
+        assert "graceful timeout" in log.lower(), log
+    assert_no_traceback(log)
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_sigint_stops_at_once_without_traceback(launcher):
+    port = free_port()
+    env = production_env(launcher, port, WEB_CONCURRENCY=1)
+    with running([PYTHON, "main.py"], env, port) as server:
+        server.signal(signal.SIGINT)
+        code = server.wait_exit(5)
+        log = server.stdout + server.stderr
+    assert code == 0, log
+    assert_no_traceback(log)

@@ -1,0 +1,159 @@
+"""300 stalled partial requests must not stop ordinary requests being answered.
+
+Under the production defaults of gunicorn (gevent workers) and waitress
+(connection_limit from WORKER_CONNECTIONS, 1000): 300 connections send part of a
+request head and then only a header line now and then (slowloris); meanwhile
+20 ordinary requests, one after another, each get 3 s. At least 19 must be
+answered. Everything is bounded: the slow connections are closed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from tests.live import PRODUCTION_LAUNCHERS, close_all, production_env, raise_fd_limit
+from tests.support import PYTHON, free_port, get, need_tool, running
+
+STALLED = 300
+ORDINARY = 20
+PER_REQUEST = 3.0
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def open_stalled(port: int, count: int) -> list[socket.socket]:
+    socks = []
+    for i in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(f"GET /?slow={i} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow-0: ".encode())
+        socks.append(s)
+    return socks
+
+
+@contextlib.contextmanager
+def trickling(socks: list[socket.socket], every: float = 1.0):
+    """Send one more header line on each connection every ``every`` seconds."""
+    stop = threading.Event()
+
+    def run() -> None:
+        n = 0
+        while not stop.wait(every):
+            n += 1
+            for s in socks:
+                with contextlib.suppress(OSError):
+                    s.send(f"a\r\nX-Slow-{n}: ".encode())
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(5)
+
+
+def ordinary_requests(port: int) -> int:
+    answered = 0
+    for _ in range(ORDINARY):
+        try:
+            answered += get(port, "/healthz", timeout=PER_REQUEST).status == 200
+        except OSError:
+            pass
+    return answered
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", PRODUCTION_LAUNCHERS)
+def test_stalled_connections_do_not_starve_ordinary_requests(launcher):
+    raise_fd_limit(STALLED + 200)
+    port = free_port()
+    with running([PYTHON, "main.py"], production_env(launcher, port), port) as server:
+        socks = open_stalled(port, STALLED)
+        try:
+            with trickling(socks):
+                time.sleep(1.0)  # every slow connection accepted and stalled (not an assertion)
+                answered = ordinary_requests(port)
+        finally:
+            close_all(socks)
+        log = server.stdout + server.stderr
+    assert answered >= ORDINARY - 1, f"{launcher}: {answered}/{ORDINARY} answered\n{log[-3000:]}"
+
+
+def wait_until_connected(output, count: float, timeout: float) -> bool:
+    """Until slowhttptest's status report (every 5 s) shows ``count`` connections held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        output.seek(0)
+        held = re.findall(r"connected:\s+(\d+)", ANSI.sub("", output.read()))
+        if held and int(held[-1]) >= count:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM first, SIGKILL if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(5)
+            return
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", PRODUCTION_LAUNCHERS)
+def test_slowhttptest_second_opinion(launcher):
+    """Debian's slowhttptest holds the 300 slow connections instead of our sockets.
+
+    Its own "service available" probe only connects (a server that stopped
+    accepting still completes handshakes from its backlog), so the verdict is
+    our 20 requests, made while the attack is still running.
+    """
+    tool = need_tool("slowhttptest", "the second opinion on slow clients")
+    port = free_port()
+    # -H slow headers: 300 connections at 300/s, a header line every 2 s, for up to 60 s
+    # (it is stopped as soon as the ordinary requests are done).
+    # stdbuf: its report is block-buffered into a file, and lost when it is stopped.
+    command = [
+        need_tool("stdbuf"),
+        "-oL",
+        tool,
+        "-H",
+        "-c",
+        str(STALLED),
+        "-r",
+        str(STALLED),
+        "-i",
+        "2",
+        "-l",
+        "60",
+    ]
+    command += ["-p", "3", "-u", f"http://127.0.0.1:{port}/healthz"]
+    with (
+        running([PYTHON, "main.py"], production_env(launcher, port), port),
+        tempfile.TemporaryFile("w+") as output,
+    ):
+        attack = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            held = wait_until_connected(output, STALLED * 0.9, timeout=15)
+            answered = ordinary_requests(port)
+            attack_lasted = attack.poll() is None
+        finally:
+            stop(attack)
+        output.seek(0)
+        report = ANSI.sub("", output.read())
+    assert held, f"slowhttptest never held {STALLED} connections:\n{report[-2000:]}"
+    assert attack_lasted, report[-2000:]
+    assert answered >= ORDINARY - 1, f"{launcher}: {answered}/{ORDINARY}\n{report[-2000:]}"
