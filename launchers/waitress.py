@@ -232,7 +232,7 @@ def _loop(server: Any, stop_at: list[float]) -> None:
             server.socket.close()
             listening = False
             log.info(
-                "SIGTERM: stopped accepting; draining %d request(s) in flight (up to %gs)",
+                "SIGTERM: stopped accepting; draining %d request(s) in flight (up to %.1fs)",
                 sum(map(_busy, channels)),
                 stop_at[0] - time.monotonic(),
             )

@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from tests.live import production_env
+from tests.live import production_env, serve_app_args
 from tests.support import PYTHON, free_port, get, request, running
 
 LAUNCHERS = ["gunicorn", "waitress", "dev"]
@@ -82,3 +82,21 @@ def test_text_logs_under_gunicorn_are_one_format():
     for rid, (method, path, status) in sent.items():
         matching = [e for e in out.splitlines() if f"id={rid}" in e]
         assert len(matching) == 1 and f'"{method} {path}" {status} ' in matching[0], matching
+
+
+@pytest.mark.parametrize("launcher", ["gunicorn", "waitress"])
+def test_an_unexpected_error_is_a_generic_500_and_one_traceback_in_the_log(launcher):
+    port = free_port()
+    env = production_env(launcher, port, WEB_CONCURRENCY=1)
+    with running(serve_app_args("tests.apps.boom:app"), env, port) as server:
+        r = get(port, "/api/boom", headers={"X-Request-ID": "boom-1"})
+        after = get(port, "/healthz").status
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit(15) == 0
+        out, err = server.stdout, server.stderr
+    assert r.status == 500 and r.json()["status"] == 500
+    assert "secret detail" not in r.text and "Traceback" not in r.text
+    assert after == 200
+    assert err.count("Traceback (most recent call last)") == 1, err
+    assert err.count("RuntimeError: secret detail that must stay in the log") == 1, err
+    assert len([line for line in out.splitlines() if "id=boom-1" in line]) == 1, out
