@@ -115,7 +115,8 @@ def logger_class(log_format: str) -> type:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Make /readyz answer 503 as soon as this worker is told to stop."""
+    """In each worker: /readyz answers 503 once it is told to stop; 400 for an unknown
+    Transfer-Encoding; room for WORKER_CONNECTIONS open files."""
     from app import lifecycle
 
     previous = signal.getsignal(signal.SIGTERM)
@@ -127,6 +128,9 @@ def post_worker_init(worker: Any) -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     _unknown_transfer_coding_is_400(worker)
+    from launchers.openfiles import ensure_open_files
+
+    ensure_open_files(worker.cfg.worker_connections)
 
 
 def _unknown_transfer_coding_is_400(worker: Any) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app import create_app, lifecycle
+from launchers.openfiles import ensure_open_files
 from launchers.settings import Settings
 
 log = logging.getLogger("launchers.waitress")
@@ -193,6 +194,7 @@ def serve(
     if create_server is None:
         from waitress.server import create_server
     app = app or create_app(settings.flask_config())
+    ensure_open_files(settings.worker_connections)
     server = create_server(app, **options(settings))
     server.channel_class = strict_channel_class()
     stop_at: list[float] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -71,12 +72,21 @@ def ordinary_requests(port: int) -> int:
     return answered
 
 
+def low_open_files_limit() -> None:
+    """preexec: a soft limit below the 300 connections, as a service might start with."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", PRODUCTION_LAUNCHERS)
-def test_stalled_connections_do_not_starve_ordinary_requests(launcher):
+@pytest.mark.parametrize("soft_limit", ["inherited", "256"])
+def test_stalled_connections_do_not_starve_ordinary_requests(launcher, soft_limit):
     raise_fd_limit(STALLED + 200)
     port = free_port()
-    with running([PYTHON, "main.py"], production_env(launcher, port), port) as server:
+    preexec = low_open_files_limit if soft_limit == "256" else None
+    with running(
+        [PYTHON, "main.py"], production_env(launcher, port), port, preexec=preexec
+    ) as server:
         socks = open_stalled(port, STALLED)
         try:
             with trickling(socks):
@@ -86,6 +96,7 @@ def test_stalled_connections_do_not_starve_ordinary_requests(launcher):
             close_all(socks)
         log = server.stdout + server.stderr
     assert answered >= ORDINARY - 1, f"{launcher}: {answered}/{ORDINARY} answered\n{log[-3000:]}"
+    assert "Too many open files" not in log, log[-3000:]
 
 
 def wait_until_connected(output, count: float, timeout: float) -> bool:
