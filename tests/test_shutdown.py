@@ -9,6 +9,7 @@ listener is closed).
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import time
@@ -90,6 +91,25 @@ def test_a_request_longer_than_the_graceful_timeout_does_not_hold_the_exit(launc
     if launcher != "gunicorn":  # gunicorn's master SIGKILLs the worker without a word
         assert "graceful timeout" in log.lower(), log
     assert_no_traceback(log)
+
+
+@pytest.mark.slow
+def test_sigterm_while_gunicorn_workers_boot_is_not_lost():
+    """A worker that gets SIGTERM while it boots still stops gracefully (not SIGKILLed later)."""
+    port = free_port()
+    env = production_env("gunicorn", port, WEB_CONCURRENCY=2)
+    with running([PYTHON, "main.py"], env, port, ready=False) as server:
+        deadline = time.monotonic() + 20
+        while "Booting worker" not in server.stderr and time.monotonic() < deadline:
+            time.sleep(0.005)
+        server.signal(signal.SIGTERM)  # the workers are loading the app right now
+        code = server.wait_exit(15)
+        log = server.stdout + server.stderr
+    booted = re.findall(r"Booting worker with pid: (\d+)", log)
+    assert booted, log
+    for pid in booted:
+        assert f"Worker exiting (pid: {pid})" in log, log  # a SIGKILLed worker says nothing
+    assert code == 0, log
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
