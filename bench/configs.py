@@ -91,6 +91,14 @@ def configurations(cpus: int) -> list[Config]:
             launcher="dev",
         ),
         # baselines: the seeds' command and the classic sync advice, serving our app
+        Config(
+            "ours-gunicorn-cli",
+            "ours",
+            "gunicorn -c gunicorn_config.py (ours)",
+            gunicorn_cli("-c", "gunicorn_config.py"),
+            loads=(),  # the platforms' entry (Procfile, Docker): same server as main.py
+            launcher="gunicorn",
+        ),
         Config("seeds", "baseline", "gunicorn -w 3 (seeds)", gunicorn_cli("-w", "3")),
         Config(
             "sync-2cpu+1",
@@ -154,6 +162,20 @@ def configurations(cpus: int) -> list[Config]:
             main_py,
             {"WEB_CONCURRENCY": str(cpus + 1)},
             loads=(C16_KA, C64_KA),
+        ),
+        Config(
+            "tune-gevent-no-yield",
+            "tuning",
+            "gunicorn gevent, no yield per request",
+            gunicorn_cli("-c", "bench/gunicorn_no_yield.py"),
+            loads=(C16_KA, C64_KA),
+        ),
+        Config(
+            "tune-gunicorn-preload",
+            "tuning",
+            "gunicorn_config.py --preload",
+            gunicorn_cli("-c", "gunicorn_config.py", "--preload"),
+            loads=(),
         ),
         Config(
             "tune-gthread",

@@ -1,18 +1,286 @@
-"""The words of docs/performance.md around the figures of one run."""
+"""docs/performance.md: the figures of one run, with the words that explain them.
+
+Every number on the page comes from the run's results; the words around them
+are fixed, and where a sentence depends on a verdict (a goal met or missed)
+it is chosen from the figures too.
+"""
 
 from __future__ import annotations
 
 from bench import report
+from bench.configs import HEADLINE
+
+HEAD = HEADLINE.key
+
+
+class Figures:
+    """Lookups into one run's results that never fail: a missing figure prints as '-'."""
+
+    def __init__(self, results: dict) -> None:
+        self.results = results
+        self.by = {c["name"]: c for c in results["configs"]}
+
+    def load(self, name: str, key: str = HEAD) -> dict | None:
+        config = self.by.get(name)
+        return config["loads"].get(key) if config else None
+
+    def rps(self, name: str, key: str = HEAD) -> float | None:
+        load = self.load(name, key)
+        return load["rps"] if load else None
+
+    def p99(self, name: str, key: str = HEAD) -> float | None:
+        load = self.load(name, key)
+        return load["p99_ms"] if load else None
+
+    def cold(self, name: str) -> float | None:
+        config = self.by.get(name)
+        return config["cold_start_ms"]["median"] if config else None
+
+    def memory(self, name: str) -> dict | None:
+        config = self.by.get(name)
+        return config["memory_after_warmup"] if config else None
+
+    def cpu(self, name: str) -> float | None:
+        config = self.by.get(name)
+        return config["cpu_s_per_10k"] if config else None
+
+
+def n(value: float | None, digits: int = 0, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def x(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a is not None and b else "-"
+
+
+def pct(a: float | None, b: float | None) -> str:
+    """How much lower a is than b, in per cent."""
+    return f"{(1 - a / b) * 100:.0f} %" if a is not None and b else "-"
+
+
+def machine_section(results: dict) -> str:
+    m = results["machine"]
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
+    method = results["method"]
+    return f"""## The machine
+
+- CPU: {m["cpu_model"]}, {m["nproc"]} CPUs (`nproc`), {m["usable_cpus"]} usable by this process
+- memory: {n(m["memory_gib"], 1)} GiB; {m["os"]}, Linux {m["kernel"]}; Python {m["python"]}
+- packages: {packages}
+- load: {m["wrk"]}, `wrk -t1 -cN -d{method["duration_s"]}s --timeout 2s` against
+  `GET /healthz` on 127.0.0.1, after {method["warmup_s"]} s of warm-up per start; the c64
+  keep-alive figure is the median of {method["repeats"]} rounds run one after the other over
+  every configuration, the other loads are measured once
+- wrk runs on the same machine and takes about one of its CPUs: read the ratios, not the
+  absolute numbers, and take differences under about 20 % as noise"""
+
+
+def configurations_section(results: dict) -> str:
+    lines = [
+        "## The configurations",
+        "",
+        "| configuration | group | command (APP_ENV=production, SECRET_KEY set, HOST=127.0.0.1) |",
+        "|---|---|---|",
+    ]
+    for c in results["configs"]:
+        lines.append(f"| {c['label']} | {c['group']} | `{c['command']}` |")
+    if results["skipped"]:
+        lines += ["", f"Skipped (an optional package missing): {', '.join(results['skipped'])}."]
+    lines += [
+        "",
+        "*ours* is `python main.py` as shipped; *bare* is the same launcher and settings serving a "
+        "bare Flask app with the same `/healthz` route and nothing else (`bench/apps.py`); "
+        "*ceiling* is a raw WSGI callable with no Flask; *reference* is plain `gunicorn` with its "
+        "own defaults on the bare Flask app, the yardstick for cold start; *tuning* are the "
+        "alternatives the defaults were chosen against.",
+    ]
+    return "\n".join(lines)
+
+
+def meaning_section(results: dict) -> str:
+    f = Figures(results)
+    s = results["summary"]
+    ip = results.get("inprocess") or {}
+    fastest = s["fastest"] or "-"
+    fastest_label = f.by[fastest]["label"] if fastest in f.by else "-"
+    mw = s["middleware_cost"]
+    mw_text = ", ".join(f"{k} {v * 100:.0f} %" for k, v in mw.items()) or "-"
+
+    out = ["## What the ratios mean", ""]
+    out.append(
+        f"**The default against the seeds.** gunicorn as shipped served "
+        f"{n(f.rps('ours-gunicorn'))} req/s at c64 with keep-alive, "
+        f"{x(f.rps('ours-gunicorn'), f.rps('seeds'))} the seeds' `gunicorn -w 3 wsgi:app` "
+        f"({n(f.rps('seeds'))} req/s), with a p99 of {n(f.p99('ours-gunicorn'), 1)} ms against "
+        f"{n(f.p99('seeds'), 1)} ms. The seeds' sync workers answer one request at a time each "
+        f"and close every connection (sync workers do not keep connections alive), so each "
+        f"request pays for a new connection and waits for a free worker; the gevent workers keep "
+        f"the 64 connections open and interleave them. The classic `2*CPU+1` sync advice "
+        f"({n(f.rps('sync-2cpu+1'))} req/s) does no better than 3 workers: more processes than "
+        f"CPUs only take turns."
+    )
+    out.append("")
+    out.append(
+        f"**The fastest launcher.** {fastest_label}: {n(f.rps(fastest))} req/s, "
+        f"{s['fastest_vs_seeds'] or '-'}x the seeds' config, p99 {n(f.p99(fastest), 1)} ms. "
+        f"granian parses HTTP and handles connections in Rust; Python only runs the app. The "
+        f"ceiling, a raw WSGI callable under the same granian, reached "
+        f"{n(f.rps('ceiling-granian'))} req/s: past that point a request's cost is Flask and our "
+        f"code, not the server."
+    )
+    out.append("")
+    out.append(
+        f"**What our middleware costs.** Against the bare Flask hello under the same server and "
+        f"settings, req/s were lower by: {mw_text}. Called in-process with no server at all, a "
+        f"request costs {n(ip.get('bare_flask_us'), 0)} µs in the bare Flask app and "
+        f"{n(ip.get('ours_us'), 0)} µs in ours ({n(ip.get('ours_without_access_log_us'), 0)} µs "
+        f"with the access log off; a raw WSGI hello {n(ip.get('raw_wsgi_us'), 1)} µs). So the "
+        f"middleware, the security headers, the request id, the access log line, the in-flight "
+        f"record and the body guard, adds about "
+        f"{n(_diff(ip.get('ours_us'), ip.get('bare_flask_us')))} µs to a request, as much as "
+        f"Flask itself; the faster the server, the larger its share. That is what limits this "
+        f"goal: each of those features is Python code run on every request, and the goal "
+        f"allows about a tenth of Flask's own cost."
+    )
+    out.append("")
+    ratio = s["cold_start_vs_minimal_gunicorn"]
+    out.append(
+        f"**Cold start.** `python main.py` in production answered its first request "
+        f"{n(f.cold('ours-gunicorn'))} ms after it was spawned; plain `gunicorn` on the bare "
+        f"Flask app took {n(f.cold('ref-gunicorn-minimal'))} ms ({ratio or '-'}x). Most of "
+        f"either is importing Flask; ours also imports gevent and patches the standard library "
+        f"in each worker. granian: {n(f.cold('ours-granian'))} ms; waitress "
+        f"{n(f.cold('ours-waitress'))} ms and the dev server {n(f.cold('ours-dev'))} ms start "
+        f"one process and fork nothing."
+    )
+    out.append("")
+    gm, sm = f.memory("ours-gunicorn"), f.memory("seeds")
+    out.append(
+        f"**Memory and CPU.** After warm-up gunicorn as shipped held "
+        f"{n(gm['pss_mib_total'] if gm else None)} MiB (PSS, shared pages counted once; "
+        f"{gm['processes'] if gm else '-'} processes), the seeds' config "
+        f"{n(sm['pss_mib_total'] if sm else None)} MiB. CPU per 10,000 requests, every process "
+        f"of the server counted: gunicorn as shipped {n(f.cpu('ours-gunicorn'), 2)} s, the "
+        f"seeds' {n(f.cpu('seeds'), 2)} s, granian {n(f.cpu('ours-granian'), 2)} s, waitress "
+        f"{n(f.cpu('ours-waitress'), 2)} s."
+    )
+    out.append("")
+    out.append(
+        f"**Errors.** {s['errors']} in all runs, warm-ups included (socket errors and non-2xx "
+        f"answers as wrk counts them)."
+    )
+    return "\n".join(out)
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return a - b if a is not None and b is not None else None
+
+
+def defaults_section(results: dict) -> str:
+    f = Figures(results)
+    return f"""## How the defaults were chosen
+
+Each choice is also a comment next to the value in the code, with the figure behind it.
+
+- **Worker class: gevent** (`WORKER_CLASS`, launchers/settings.py). It is the only gunicorn
+  worker that keeps serving while 300 clients stall mid-request (sync, gthread 2x4 and
+  waitress with its default connection limit answered none of 20 ordinary requests; see
+  issue 5's slow-client test), and the fastest gunicorn worker here: c64 keep-alive
+  {n(f.rps("ours-gunicorn"))} req/s, against gthread {n(f.rps("tune-gthread"))} req/s and the
+  seeds' sync {n(f.rps("seeds"))} req/s.
+- **A yield after each request** (gunicorn's `post_request` hook, gevent only). A gevent
+  worker serves a keep-alive connection for as long as that client has its next request
+  ready, so under load a few connections are answered back to back while the others wait:
+  without the yield p50 fell below 1 ms and p99 rose to hundreds of ms. One `gevent.sleep(0)`
+  after each response hands the worker to the next waiting connection: p99
+  {n(f.p99("ours-gunicorn"), 1)} ms in this run.
+- **Workers: one per usable CPU** (`WEB_CONCURRENCY`, `workers_for()`). An event-loop worker
+  keeps one CPU busy; a third worker on this 2-CPU machine served
+  {n(f.rps("tune-gevent-w3"))} req/s (p99 {n(f.p99("tune-gevent-w3"), 1)} ms) against
+  {n(f.rps("ours-gunicorn"))} (p99 {n(f.p99("ours-gunicorn"), 1)} ms) with two. Usable CPUs
+  are counted from the affinity mask and the cgroup quota, not the host.
+- **Threads: 4** (`WEB_THREADS`): waitress's request threads, gthread's threads and
+  granian's blocking threads. For granian, one thread per worker measured
+  {n(f.rps("tune-granian-bt1"))} req/s, four {n(f.rps("ours-granian"))}, granian's own
+  default of 256 {n(f.rps("tune-granian-bt256"))}. One is not the default even where it
+  is as fast: a single slow request then holds its whole worker, and five 2-second requests
+  took 7.6 s to drain on SIGTERM, past GRACEFUL_TIMEOUT, against 1.6 s with four.
+- **`worker_connections` 1000**: the open connections one gevent worker (and waitress) holds.
+  It has to stay well above the 300 stalled clients of the slow-client requirement; at c64
+  it is never reached, so it costs nothing here.
+- **Keep-alive 5 s** (`KEEPALIVE`): idle connections are held 5 s, long enough for a browser's
+  next request; behind a proxy that pools connections, raise it above the proxy's idle
+  timeout (nginx's upstream `keepalive_timeout` is 60 s) so that the app never closes a
+  connection the proxy is about to reuse. granian applies it as hyper's header-read timeout,
+  which covers the idle wait as well.
+- **`preload_app` off.** Loading the app in the master before forking would import Flask
+  before gevent patches the standard library in each worker, which gevent warns against; and
+  the first worker still has to start before the first answer, so the cold start is the
+  same serial chain of imports either way.
+- **`gunicorn[fast]` not used.** gunicorn 27.0.1's `fast` extra requires `gunicorn_h1c >=
+  0.6.14`, and PyPI's newest is 0.6.9: the extra cannot be installed, so its parser was not
+  measured against the default one."""
+
+
+def method_section(results: dict) -> str:
+    return """## How it measures
+
+For each configuration the bench spawns the server on a free 127.0.0.1 port in its own
+session, polls `GET /healthz` every 5 ms until the first 200 (the cold start), warms it up,
+reads the RSS and PSS of every process of the server from /proc, runs wrk at each load, reads
+the CPU time of those processes before and after the c64 keep-alive run, and stops the server
+with SIGTERM to its pid (SIGKILL to its session if it is still there 10 s later). Rounds go
+over every configuration before repeating, so a drift of the machine spreads over all of
+them; extra spawns bring every cold start to a median. Every wrk run is bounded by its
+duration (and killed 15 s past it), every wait has a deadline, and nothing listens beyond
+127.0.0.1. The tests run the same command with `--smoke` (1 s runs) and assert no timing.
+
+    python -m bench --help                 # durations, rounds, a subset with --only
+    python -m bench --only ours-gunicorn,seeds --docs none"""
 
 
 def page_text(results: dict, chart_link: str) -> str:
+    method = results["method"]
+    header = f"""# Performance
+
+How fast each launcher serves this app, measured side by side on one machine by one command:
+
+```sh
+sudo apt-get install -y wrk                        # Debian's HTTP load generator
+.venv/bin/pip install -r bench/requirements.txt    # matplotlib, for the chart
+.venv/bin/python -m bench                          # rewrites this page and bench/results/
+```
+
+Everything below comes from one run of that command ({results["generated"]},
+{n(method["seconds"])} s). The chart is `bench/results/bench.png`, the raw figures
+`bench/results/bench.json`."""
+    results_section = f"""## Results
+
+![req/s and p99 latency at c64 with keep-alive, per configuration]({chart_link})
+
+Each cell is req/s (p50 / p99 latency) for one load: 16 or 64 connections, kept alive or a new
+connection per request (`Connection: close`). Cold start: spawn to the first 200, median of
+{method["cold_starts"]}. Memory after warm-up: RSS summed over the server's processes / PSS
+(shared pages counted once), and the number of processes. CPU: seconds of CPU of all the
+server's processes per 10,000 requests at c64 with keep-alive.
+
+{report.markdown_table(results)}"""
+    goals = f"""## Goals
+
+{report.goals_markdown(results)}"""
     return (
         "\n\n".join(
             [
-                "# Performance",
-                f"![chart]({chart_link})",
-                report.markdown_table(results),
-                report.goals_markdown(results),
+                header,
+                machine_section(results),
+                results_section,
+                goals,
+                meaning_section(results),
+                defaults_section(results),
+                configurations_section(results),
+                method_section(results),
             ]
         )
         + "\n"
