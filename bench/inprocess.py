@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -47,7 +48,7 @@ def per_request_us(app: Callable, seconds: float) -> float:
             pass
         getattr(body, "close", lambda: None)()
 
-    for _ in range(500):
+    for _ in range(200):
         once()
     n, began = 0, time.perf_counter()
     while time.perf_counter() - began < seconds:
@@ -59,25 +60,30 @@ def per_request_us(app: Callable, seconds: float) -> float:
 
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
-    from app import create_app
+    from app import create_app, logs
     from bench.apps import flask_app, wsgi_app
     from launchers.settings import load_settings
 
     ours = create_app(load_settings().flask_config())
+    quiet = create_app(load_settings().flask_config())
+    access = getattr(logs, "ACCESS", logging.getLogger("app.access"))
+    apps = {
+        "raw_wsgi_us": wsgi_app,
+        "bare_flask_us": flask_app,
+        "ours_us": ours,
+        "ours_without_access_log_us": quiet,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in apps}
+    rounds = 5
     with open(os.devnull, "w") as devnull:
         for handler in logging.getLogger().handlers:  # the access log line is written, not kept
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(devnull)
-        results = {
-            "raw_wsgi_us": per_request_us(wsgi_app, seconds),
-            "bare_flask_us": per_request_us(flask_app, seconds),
-            "ours_us": per_request_us(ours, seconds),
-        }
-        from app import logs
-
-        getattr(logs, "ACCESS", logging.getLogger("app.access")).disabled = True
-        results["ours_without_access_log_us"] = per_request_us(ours, seconds)
-    print(json.dumps(results))
+        for _ in range(rounds):  # interleaved, so that a drift of the machine hits all alike
+            for name, app in apps.items():
+                access.disabled = app is quiet
+                samples[name].append(per_request_us(app, seconds / rounds))
+    print(json.dumps({name: statistics.median(v) for name, v in samples.items()}))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,14 @@ class Figures:
         load = self.load(name, key)
         return load["p99_ms"] if load else None
 
+    def p50(self, name: str, key: str = HEAD) -> float | None:
+        load = self.load(name, key)
+        return load["p50_ms"] if load else None
+
+    def errors(self, name: str, key: str = HEAD) -> int | None:
+        load = self.load(name, key)
+        return load["errors"] if load else None
+
     def cold(self, name: str) -> float | None:
         config = self.by.get(name)
         return config["cold_start_ms"]["median"] if config else None
@@ -136,9 +144,9 @@ def meaning_section(results: dict) -> str:
         f"settings, req/s were lower by: {mw_text}. Called in-process with no server at all, a "
         f"request costs {n(ip.get('bare_flask_us'), 0)} µs in the bare Flask app and "
         f"{n(ip.get('ours_us'), 0)} µs in ours ({n(ip.get('ours_without_access_log_us'), 0)} µs "
-        f"with the access log off; a raw WSGI hello {n(ip.get('raw_wsgi_us'), 1)} µs). So the "
-        f"middleware, the security headers, the request id, the access log line, the in-flight "
-        f"record and the body guard, adds about "
+        f"with the access log off; a raw WSGI hello {n(ip.get('raw_wsgi_us'), 1)} µs). So what "
+        f"ours runs around every request (security headers, request id, access log line, "
+        f"signed-session set-up, shutdown and in-flight bookkeeping, body guard) adds about "
         f"{n(_diff(ip.get('ours_us'), ip.get('bare_flask_us')))} µs to a request, as much as "
         f"Flask itself; the faster the server, the larger its share. That is what limits this "
         f"goal: each of those features is Python code run on every request, and the goal "
@@ -148,12 +156,16 @@ def meaning_section(results: dict) -> str:
     ratio = s["cold_start_vs_minimal_gunicorn"]
     out.append(
         f"**Cold start.** `python main.py` in production answered its first request "
-        f"{n(f.cold('ours-gunicorn'))} ms after it was spawned; plain `gunicorn` on the bare "
-        f"Flask app took {n(f.cold('ref-gunicorn-minimal'))} ms ({ratio or '-'}x). Most of "
-        f"either is importing Flask; ours also imports gevent and patches the standard library "
-        f"in each worker. granian: {n(f.cold('ours-granian'))} ms; waitress "
-        f"{n(f.cold('ours-waitress'))} ms and the dev server {n(f.cold('ours-dev'))} ms start "
-        f"one process and fork nothing."
+        f"{n(f.cold('ours-gunicorn'))} ms after it was spawned; plain `gunicorn` with its sync "
+        f"default on the bare Flask app took {n(f.cold('ref-gunicorn-minimal'))} ms "
+        f"({ratio or '-'}x). Both import Flask (about 200 ms here); the difference is the gevent "
+        f"worker, which imports gevent and patches the standard library before it can answer "
+        f"(about 100-150 ms, much of it gevent scanning every installed package's entry points "
+        f"for plugins). The same `python main.py` with `WORKER_CLASS=gthread` started in "
+        f"{n(f.cold('tune-gthread'))} ms, and the bare Flask app under our gevent gunicorn in "
+        f"{n(f.cold('bare-gunicorn'))} ms: the cost is gevent's, not our code's. granian: "
+        f"{n(f.cold('ours-granian'))} ms; waitress {n(f.cold('ours-waitress'))} ms and the dev "
+        f"server {n(f.cold('ours-dev'))} ms start one process and fork nothing."
     )
     out.append("")
     gm, sm = f.memory("ours-gunicorn"), f.memory("seeds")
@@ -168,8 +180,9 @@ def meaning_section(results: dict) -> str:
     )
     out.append("")
     out.append(
-        f"**Errors.** {s['errors']} in all runs, warm-ups included (socket errors and non-2xx "
-        f"answers as wrk counts them)."
+        f"**Errors.** {s['errors']} in the runs of every shipped and baseline configuration, "
+        f"warm-ups included (socket errors, timeouts over 2 s and non-2xx answers, as wrk counts "
+        f"them); {s.get('tuning_errors', '-')} in the rejected tuning alternatives."
     )
     return "\n".join(out)
 
@@ -180,48 +193,61 @@ def _diff(a: float | None, b: float | None) -> float | None:
 
 def defaults_section(results: dict) -> str:
     f = Figures(results)
+    w2, w3 = f.memory("ours-gunicorn"), f.memory("tune-gevent-w3")
     return f"""## How the defaults were chosen
 
 Each choice is also a comment next to the value in the code, with the figure behind it.
 
-- **Worker class: gevent** (`WORKER_CLASS`, launchers/settings.py). It is the only gunicorn
-  worker that keeps serving while 300 clients stall mid-request (sync, gthread 2x4 and
-  waitress with its default connection limit answered none of 20 ordinary requests; see
-  issue 5's slow-client test), and the fastest gunicorn worker here: c64 keep-alive
-  {n(f.rps("ours-gunicorn"))} req/s, against gthread {n(f.rps("tune-gthread"))} req/s and the
-  seeds' sync {n(f.rps("seeds"))} req/s.
-- **A yield after each request** (gunicorn's `post_request` hook, gevent only). A gevent
-  worker serves a keep-alive connection for as long as that client has its next request
-  ready, so under load a few connections are answered back to back while the others wait:
-  without the yield p50 fell below 1 ms and p99 rose to hundreds of ms. One `gevent.sleep(0)`
-  after each response hands the worker to the next waiting connection: p99
-  {n(f.p99("ours-gunicorn"), 1)} ms in this run.
+- **Worker class: gevent** (`WORKER_CLASS`). It is the only gunicorn worker that keeps
+  answering while 300 clients stall mid-request (sync, gthread 2x4 and waitress with its
+  default connection limit answered none of 20 ordinary requests; see
+  tests/test_slow_clients.py), and the fastest gunicorn worker here: c64 keep-alive
+  {n(f.rps("ours-gunicorn"))} req/s, gthread {n(f.rps("tune-gthread"))}, the seeds' sync
+  {n(f.rps("seeds"))}.
+- **A yield after each request** (gunicorn's `post_request` hook, gevent only:
+  `gevent.idle()`). A gevent worker goes on serving a keep-alive connection for as long as
+  its client has the next request ready, so under load a few connections are answered back
+  to back while the others wait. Without the yield: p50 {n(f.p50("tune-gevent-no-yield"), 1)}
+  ms, p99 {n(f.p99("tune-gevent-no-yield"), 1)} ms and {n(f.errors("tune-gevent-no-yield"))}
+  requests timed out (2 s) at c64; with it p99 {n(f.p99("ours-gunicorn"), 1)} ms, no error,
+  and req/s within the noise ({n(f.rps("tune-gevent-no-yield"))} without,
+  {n(f.rps("ours-gunicorn"))} with).
+  `gevent.sleep(0)` was tried first and is not enough (p99 300-600 ms in A/B runs): it
+  resumes the same connection before the loop polls the others.
 - **Workers: one per usable CPU** (`WEB_CONCURRENCY`, `workers_for()`). An event-loop worker
   keeps one CPU busy; a third worker on this 2-CPU machine served
-  {n(f.rps("tune-gevent-w3"))} req/s (p99 {n(f.p99("tune-gevent-w3"), 1)} ms) against
-  {n(f.rps("ours-gunicorn"))} (p99 {n(f.p99("ours-gunicorn"), 1)} ms) with two. Usable CPUs
-  are counted from the affinity mask and the cgroup quota, not the host.
+  {n(f.rps("tune-gevent-w3"))} req/s (p99 {n(f.p99("tune-gevent-w3"), 1)} ms,
+  {n(w3["pss_mib_total"] if w3 else None)} MiB) against two workers' {n(f.rps("ours-gunicorn"))}
+  (p99 {n(f.p99("ours-gunicorn"), 1)} ms, {n(w2["pss_mib_total"] if w2 else None)} MiB).
+  Usable CPUs are counted from the affinity mask and the cgroup quota, not the host.
 - **Threads: 4** (`WEB_THREADS`): waitress's request threads, gthread's threads and
-  granian's blocking threads. For granian, one thread per worker measured
-  {n(f.rps("tune-granian-bt1"))} req/s, four {n(f.rps("ours-granian"))}, granian's own
-  default of 256 {n(f.rps("tune-granian-bt256"))}. One is not the default even where it
-  is as fast: a single slow request then holds its whole worker, and five 2-second requests
-  took 7.6 s to drain on SIGTERM, past GRACEFUL_TIMEOUT, against 1.6 s with four.
+  granian's blocking threads. For granian one thread per worker measured
+  {n(f.rps("tune-granian-bt1"))} req/s, four {n(f.rps("ours-granian"))}, granian's own default
+  (256 per worker here) {n(f.rps("tune-granian-bt256"))} with p99
+  {n(f.p99("tune-granian-bt256"), 1)} ms. One thread is not the default even where it is as
+  fast: a single slow request then holds its whole worker (five 2-second requests took 7.6 s
+  to drain on SIGTERM with one, past GRACEFUL_TIMEOUT, and 1.6 s with four).
 - **`worker_connections` 1000**: the open connections one gevent worker (and waitress) holds.
-  It has to stay well above the 300 stalled clients of the slow-client requirement; at c64
-  it is never reached, so it costs nothing here.
-- **Keep-alive 5 s** (`KEEPALIVE`): idle connections are held 5 s, long enough for a browser's
-  next request; behind a proxy that pools connections, raise it above the proxy's idle
-  timeout (nginx's upstream `keepalive_timeout` is 60 s) so that the app never closes a
-  connection the proxy is about to reuse. granian applies it as hyper's header-read timeout,
-  which covers the idle wait as well.
-- **`preload_app` off.** Loading the app in the master before forking would import Flask
-  before gevent patches the standard library in each worker, which gevent warns against; and
-  the first worker still has to start before the first answer, so the cold start is the
-  same serial chain of imports either way.
-- **`gunicorn[fast]` not used.** gunicorn 27.0.1's `fast` extra requires `gunicorn_h1c >=
-  0.6.14`, and PyPI's newest is 0.6.9: the extra cannot be installed, so its parser was not
-  measured against the default one."""
+  It must stay well above the slow-client requirement's 300 stalled clients; at c64 it is
+  never reached, so it costs nothing here.
+- **Keep-alive 5 s** (`KEEPALIVE`): idle connections are held 5 s, enough for a browser's next
+  request. Behind a proxy that pools connections, raise it above the proxy's idle timeout
+  (nginx's upstream `keepalive_timeout` is 60 s) so that the app never closes a connection
+  the proxy is about to reuse. granian applies it as hyper's header-read timeout, which also
+  bounds the idle wait. The bench keeps its connections busy, so it does not measure this.
+- **`preload_app` off.** `gunicorn -c gunicorn_config.py --preload` started in
+  {n(f.cold("tune-gunicorn-preload"))} ms, without `--preload` {n(f.cold("ours-gunicorn-cli"))} ms:
+  no measurable gain (the app is then built in the master instead of the worker, but the
+  chain of imports before the first answer is the same), so gunicorn's default stays: each
+  worker builds its own app after gevent has patched the standard library.
+- **No lazy imports.** Before the first answer, one process must import Flask and the app
+  and one worker must import and apply gevent, whichever process does it: moving an import
+  only moves it along the same chain.
+- **`gunicorn[fast]` not used.** gunicorn 27.0.1's `fast` extra requires
+  `gunicorn_h1c >= 0.6.14`, and PyPI's newest is 0.6.9, so the extra cannot be installed. In a
+  separate A/B run (not in the table) with `gunicorn_h1c` 0.6.9 installed on its own, which
+  gunicorn then uses, ours served about the same (3,931 against 3,900 req/s): parsing is a
+  small part of a request that mostly runs the app."""
 
 
 def method_section(results: dict) -> str:
@@ -239,6 +265,17 @@ duration (and killed 15 s past it), every wait has a deadline, and nothing liste
 
     python -m bench --help                 # durations, rounds, a subset with --only
     python -m bench --only ours-gunicorn,seeds --docs none"""
+
+
+def reflow(text: str) -> str:
+    """Join each list item's continuation lines: the figures make manual wrapping ragged."""
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if line.startswith("  ") and lines and lines[-1].startswith("- "):
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    return "\n".join(lines)
 
 
 def page_text(results: dict, chart_link: str) -> str:
@@ -274,11 +311,11 @@ server's processes per 10,000 requests at c64 with keep-alive.
         "\n\n".join(
             [
                 header,
-                machine_section(results),
+                reflow(machine_section(results)),
                 results_section,
                 goals,
                 meaning_section(results),
-                defaults_section(results),
+                reflow(defaults_section(results)),
                 configurations_section(results),
                 method_section(results),
             ]

@@ -137,6 +137,7 @@ class Record:
             "label": c.label,
             "launcher": c.launcher,
             "command": c.describe_command(),
+            "planned_loads": [load.key for load in c.loads],
             "loads": loads,
             "cold_start_ms": {
                 "median": round(statistics.median(self.cold_starts) * 1000, 1)

@@ -71,10 +71,11 @@ def test_bench_smoke_runs_end_to_end(tmp_path):
         assert not config["failure"], config
         assert len(config["cold_start_ms"]["samples"]) == 1, config
         assert all(code == 0 for code in config["exit_codes_on_sigterm"]), config
-        if config["name"] != "ref-gunicorn-minimal":
-            load = config["loads"]["c64-keepalive"]
+        assert config["memory_after_warmup"]["processes"] >= 1, config
+        assert set(config["loads"]) == set(config["planned_loads"]), config
+        for load in config["loads"].values():
             assert load["runs"] and load["runs"][0]["requests"] > 0, config
-            assert config["memory_after_warmup"]["processes"] >= 1, config
+    assert by_name["ours-gunicorn"]["planned_loads"] == ["c64-keepalive"]  # --smoke: one load
     assert {g["key"] for g in data["summary"]["goals"]} >= {"default-throughput", "errors"}
     assert data["machine"]["usable_cpus"] >= 1 and data["machine"]["wrk"]
     assert (results / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
