@@ -83,11 +83,22 @@ def serve_until_stopped(server: BaseWSGIServer, graceful_timeout: float) -> None
         # shutdown() waits for serve_forever to return: never from the thread running it.
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    interrupted = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        # Ctrl-C stops at once. Werkzeug's serve_forever swallows KeyboardInterrupt
+        # and returns, so remember that it was an interrupt, not a drain.
+        interrupted.set()
+        raise KeyboardInterrupt
+
     signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, on_sigint)
     log.info("Serving on http://%s:%s (Werkzeug, debugger off)", server.host, server.port)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
+        interrupted.set()
+    if interrupted.is_set():
         server.server_close()
         return
     server.socket.close()  # no new connections from here on

@@ -162,6 +162,10 @@ def post_worker_init(worker: Any) -> None:
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # Ctrl-C in a terminal sends SIGINT to the whole process group. The master
+    # answers it by telling each worker to quit; a worker that also handles the
+    # SIGINT itself exits twice, and gevent prints a SystemExit traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _unknown_transfer_coding_is_400(worker)
     from launchers.openfiles import ensure_open_files
 

@@ -9,6 +9,7 @@ listener is closed).
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -122,3 +123,17 @@ def test_sigint_stops_at_once_without_traceback(launcher):
         log = server.stdout + server.stderr
     assert code == 0, log
     assert_no_traceback(log)
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_ctrl_c_to_the_whole_process_group_stops_without_traceback(launcher):
+    """A terminal's Ctrl-C signals every process in the foreground group, workers too."""
+    port = free_port()
+    env = production_env(launcher, port, WEB_CONCURRENCY=2)
+    with running([PYTHON, "main.py"], env, port) as server:
+        os.killpg(server.pid, signal.SIGINT)
+        code = server.wait_exit(5)
+        log = server.stdout + server.stderr
+    assert code == 0, log
+    assert_no_traceback(log)
+    assert "failed with SystemExit" not in log and "draining" not in log, log
