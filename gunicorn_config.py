@@ -8,11 +8,17 @@ the systemd unit all do). Change behaviour with the environment variables in
 .env.example, not here: ``python main.py config`` shows what they resolve to.
 """
 
+import os
+
 from launchers.cli import exit_on_startup_error
 from launchers.gunicorn import options
 from launchers.settings import load_settings
 
 with exit_on_startup_error():
+    load_settings(check=False)  # a malformed value, APP_LAUNCHER=nginx included, stops here
+    # This file is only read by gunicorn, so gunicorn is the launcher whatever
+    # APP_LAUNCHER says; the workers (which import wsgi:app) inherit that.
+    os.environ["APP_LAUNCHER"] = "gunicorn"
     settings = load_settings()
 
 _options = options(settings)

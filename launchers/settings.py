@@ -536,6 +536,15 @@ def load_settings(
     notices: list[str] = []
     if ctx.replit_deployment:
         _replit_port(values, sources, notices)
+    if launcher != "dev" and values["env"] == "development" and sources["APP_ENV"] == "default":
+        # A production server started without APP_ENV (a Procfile host, a bare
+        # `gunicorn -c gunicorn_config.py wsgi:app`) would sign sessions with the
+        # published development key: say so where the operator looks.
+        notices.append(
+            f"{launcher} is serving with APP_ENV unset, so in development mode: sessions are "
+            "signed with the fixed development SECRET_KEY. On a public host set "
+            "APP_ENV=production and SECRET_KEY."
+        )
 
     settings = Settings(
         **values,

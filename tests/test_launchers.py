@@ -166,3 +166,28 @@ def test_development_default_runs_the_reloader_and_debugger():
         assert len(process_tree(server.pid)) >= 2  # the reloader's parent and its child
         assert "Debugger is active" in server.stderr + server.stdout
         assert "already in use" not in server.stderr
+
+
+def test_gunicorn_config_is_the_gunicorn_launcher_whatever_app_launcher_says():
+    port = free_port()
+    env = clean_env(
+        PORT=port,
+        HOST="127.0.0.1",
+        WEB_CONCURRENCY=1,
+        APP_LAUNCHER="dev",
+        APP_ENV="production",
+        SECRET_KEY=SECRET,
+    )
+    args = [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", "wsgi:app"]
+    with running(args, env, port) as server:
+        assert get(port, "/api/info").json()["launcher"] == "gunicorn"
+        assert "development SECRET_KEY" not in server.stderr
+
+
+def test_a_production_server_without_app_env_warns_about_the_development_key():
+    port = free_port()
+    env = clean_env(PORT=port, HOST="127.0.0.1", WEB_CONCURRENCY=1)
+    args = [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", "wsgi:app"]
+    with running(args, env, port) as server:
+        assert get(port, "/api/info").json()["env"] == "development"
+        assert server.stderr.count("fixed development SECRET_KEY") == 1, server.stderr
