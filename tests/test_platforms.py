@@ -239,10 +239,17 @@ def test_procfile_under_honcho_honours_port_and_web_concurrency(tmp_path):
         server.wait_ready(30)
         info = get(port, "/api/info").json()
         assert (info["launcher"], info["env"]) == ("gunicorn", "production")
-        # honcho starts each process in its own session: follow the tree, not the group.
-        seen.update(process_tree(server.pid))
-        # gunicorn's master and its WEB_CONCURRENCY workers all hold the listening socket.
-        holders = [pid for pid in seen if listening_ports([pid])]
+        # gunicorn's master and its WEB_CONCURRENCY workers all hold the listening socket;
+        # the first worker may answer before the last one has been forked (bounded wait).
+        deadline = time.monotonic() + 15
+        while True:
+            # honcho starts each process in its own session: follow the tree, not the group.
+            tree = process_tree(server.pid)
+            seen.update(tree)
+            holders = [pid for pid in tree if listening_ports([pid])]
+            if len(holders) >= 1 + 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert len(holders) == 1 + 3, [_cmdline_or_empty(pid) for pid in holders]
         assert listening_ports(sorted(seen)) == {("127.0.0.1", port)}
 
