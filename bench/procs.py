@@ -154,3 +154,36 @@ class Server:
             self._log.close()
             self._log = None
         return code if code is not None else self.proc.returncode
+
+
+def system_busy_seconds() -> float:
+    """CPU seconds all CPUs have spent busy since boot (/proc/stat), for all processes."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / CLOCK_TICKS
+
+
+def own_seconds() -> float:
+    """CPU of this process and of its reaped children (wrk runs)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def other_tests_running() -> list[int]:
+    """pids of pytest runs that are not this process or one of its ancestors."""
+    ancestors, pid = set(), os.getpid()
+    while pid > 1:
+        ancestors.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) not in ancestors:
+            with contextlib.suppress(OSError):
+                cmd = (entry / "cmdline").read_bytes().split(b"\0")
+                if any(part.endswith(b"pytest") for part in cmd[:4]):
+                    found.append(int(entry.name))
+    return found

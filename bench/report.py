@@ -64,6 +64,7 @@ def summarize(results: dict) -> dict:
     errors = errors_in([c for c in results["configs"] if c["group"] != "tuning"])
     tuning_errors = errors_in([c for c in results["configs"] if c["group"] == "tuning"])
     failures = [c["name"] for c in results["configs"] if c["failure"]]
+    contended = [c["name"] for c in results["configs"] if c.get("contended")]
 
     goals = [
         _goal(
@@ -127,6 +128,7 @@ def summarize(results: dict) -> dict:
         "errors": errors,
         "tuning_errors": tuning_errors,
         "failures": failures,
+        "contended": contended,
         "goals": goals,
     }
 
