@@ -68,6 +68,49 @@ def pct(a: float | None, b: float | None) -> str:
     return f"{(1 - a / b) * 100:.0f} %" if a is not None and b else "-"
 
 
+def summary_section(results: dict) -> str:
+    f = Figures(results)
+    s = results["summary"]
+    mw = s["middleware_cost"]
+    costs = [v for v in mw.values() if v is not None]
+    cost_range = (
+        f"{min(costs) * 100:.0f}-{max(costs) * 100:.0f} %"
+        if len(costs) > 1
+        else (f"{costs[0] * 100:.0f} %" if costs else "-")
+    )
+    met = {g["key"]: g["met"] for g in s["goals"]}
+    held = [
+        name
+        for key, name in (
+            ("default-throughput", "the default's"),
+            ("fastest-throughput", "granian's"),
+        )
+        if met.get(key) is False
+    ]
+    if held:
+        limit = (
+            f"it is what holds {' and '.join(held)} "
+            f"{'ratios below their goals' if len(held) > 1 else 'ratio below its goal'}: the bare Flask hello "
+            f"reached {x(f.rps('bare-gunicorn'), f.rps('seeds'))} the seeds' config under our "
+            f"gunicorn and {x(f.rps('bare-granian'), f.rps('seeds'))} under granian"
+        )
+    else:
+        limit = "the throughput goals above are met even so"
+    cold_why = ", the gevent worker's start-up" if met.get("cold-start") is False else ""
+    return f"""## In short
+
+- gunicorn as shipped (gevent, one worker per CPU): **{s["default_vs_seeds"] or "-"}x** the
+  seeds' `gunicorn -w 3 wsgi:app` in req/s at c64 with keep-alive, p99
+  **{s["default_p99_vs_seeds"] or "-"}x** theirs.
+- The fastest launcher offered, {f.by[s["fastest"]]["label"] if s["fastest"] in f.by else "-"}:
+  **{s["fastest_vs_seeds"] or "-"}x** the seeds' config.
+- Our middleware costs **{cost_range}** of req/s against a bare Flask hello under the same
+  server; {limit}.
+- Cold start of `python main.py` in production: **{s["cold_start_vs_minimal_gunicorn"] or "-"}x**
+  plain gunicorn on a minimal app{cold_why}.
+- Errors: **{s["errors"]}** in every shipped and baseline configuration."""
+
+
 def machine_section(results: dict) -> str:
     m = results["machine"]
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
@@ -311,6 +354,7 @@ server's processes per 10,000 requests at c64 with keep-alive.
         "\n\n".join(
             [
                 header,
+                reflow(summary_section(results)),
                 reflow(machine_section(results)),
                 results_section,
                 goals,
