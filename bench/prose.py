@@ -168,9 +168,13 @@ def meaning_section(results: dict) -> str:
         f"{n(f.p99('seeds'), 1)} ms. The seeds' sync workers answer one request at a time each "
         f"and close every connection (sync workers do not keep connections alive), so each "
         f"request pays for a new connection and waits for a free worker; the gevent workers keep "
-        f"the 64 connections open and interleave them. The classic `2*CPU+1` sync advice "
-        f"({n(f.rps('sync-2cpu+1'))} req/s) does no better than 3 workers: more processes than "
-        f"CPUs only take turns."
+        f"the 64 connections open and interleave them. The classic `2*CPU+1` sync advice served "
+        f"{n(f.rps('sync-2cpu+1'))} req/s: "
+        + (
+            "no better than 3 workers, as more processes than CPUs only take turns."
+            if (f.rps("sync-2cpu+1") or 0) <= 1.2 * (f.rps("seeds") or 0)
+            else "more than 3 workers here."
+        )
     )
     out.append("")
     out.append(
@@ -190,10 +194,11 @@ def meaning_section(results: dict) -> str:
         f"with the access log off; a raw WSGI hello {n(ip.get('raw_wsgi_us'), 1)} µs). So what "
         f"ours runs around every request (security headers, request id, access log line, "
         f"signed-session set-up, shutdown and in-flight bookkeeping, body guard) adds about "
-        f"{n(_diff(ip.get('ours_us'), ip.get('bare_flask_us')))} µs to a request, as much as "
-        f"Flask itself; the faster the server, the larger its share. That is what limits this "
-        f"goal: each of those features is Python code run on every request, and the goal "
-        f"allows about a tenth of Flask's own cost."
+        f"{n(_diff(ip.get('ours_us'), ip.get('bare_flask_us')))} µs to a request, "
+        f"{x(_diff(ip.get('ours_us'), ip.get('bare_flask_us')), ip.get('bare_flask_us'))} what "
+        f"Flask itself costs; the faster the server, the larger its share. That is what limits "
+        f"this goal: each of those features is Python code run on every request, and the goal "
+        f"allows them about a tenth of a request's whole cost, server and Flask included."
     )
     out.append("")
     ratio = s["cold_start_vs_minimal_gunicorn"]
@@ -202,11 +207,13 @@ def meaning_section(results: dict) -> str:
         f"{n(f.cold('ours-gunicorn'))} ms after it was spawned; plain `gunicorn` with its sync "
         f"default on the bare Flask app took {n(f.cold('ref-gunicorn-minimal'))} ms "
         f"({ratio or '-'}x). Both import Flask (about 200 ms here); the difference is the gevent "
-        f"worker, which imports gevent and patches the standard library before it can answer "
-        f"(about 100-150 ms, much of it gevent scanning every installed package's entry points "
-        f"for plugins). The same `python main.py` with `WORKER_CLASS=gthread` started in "
+        f"worker, which imports gevent and patches the standard library before it can answer: "
+        f"the bare Flask app under our gevent gunicorn took "
+        f"{n(_diff(f.cold('bare-gunicorn'), f.cold('ref-gunicorn-minimal')))} ms more than under "
+        f"plain gunicorn (much of it is gevent scanning every installed package's entry points "
+        f"for plugins as it patches). The same `python main.py` with `WORKER_CLASS=gthread` started in "
         f"{n(f.cold('tune-gthread'))} ms, and the bare Flask app under our gevent gunicorn in "
-        f"{n(f.cold('bare-gunicorn'))} ms: the cost is gevent's, not our code's. granian: "
+        f"{n(f.cold('bare-gunicorn'))} ms: the cost is gevent's more than our code's. granian: "
         f"{n(f.cold('ours-granian'))} ms; waitress {n(f.cold('ours-waitress'))} ms and the dev "
         f"server {n(f.cold('ours-dev'))} ms start one process and fork nothing."
     )
@@ -244,17 +251,16 @@ Each choice is also a comment next to the value in the code, with the figure beh
 - **Worker class: gevent** (`WORKER_CLASS`). It is the only gunicorn worker that keeps
   answering while 300 clients stall mid-request (sync, gthread 2x4 and waitress with its
   default connection limit answered none of 20 ordinary requests; see
-  tests/test_slow_clients.py), and the fastest gunicorn worker here: c64 keep-alive
-  {n(f.rps("ours-gunicorn"))} req/s, gthread {n(f.rps("tune-gthread"))}, the seeds' sync
-  {n(f.rps("seeds"))}.
+  tests/test_slow_clients.py). c64 keep-alive here: gevent {n(f.rps("ours-gunicorn"))} req/s,
+  gthread {n(f.rps("tune-gthread"))}, the seeds' sync {n(f.rps("seeds"))}.
 - **A yield after each request** (gunicorn's `post_request` hook, gevent only:
   `gevent.idle()`). A gevent worker goes on serving a keep-alive connection for as long as
   its client has the next request ready, so under load a few connections are answered back
   to back while the others wait. Without the yield: p50 {n(f.p50("tune-gevent-no-yield"), 1)}
   ms, p99 {n(f.p99("tune-gevent-no-yield"), 1)} ms and {n(f.errors("tune-gevent-no-yield"))}
-  requests timed out (2 s) at c64; with it p99 {n(f.p99("ours-gunicorn"), 1)} ms, no error,
-  and req/s within the noise ({n(f.rps("tune-gevent-no-yield"))} without,
-  {n(f.rps("ours-gunicorn"))} with).
+  requests timed out (2 s) at c64; with it p99 {n(f.p99("ours-gunicorn"), 1)} ms and
+  {n(f.errors("ours-gunicorn"))} errors; req/s {n(f.rps("tune-gevent-no-yield"))} without,
+  {n(f.rps("ours-gunicorn"))} with.
   `gevent.sleep(0)` was tried first and is not enough (p99 300-600 ms in A/B runs): it
   resumes the same connection before the loop polls the others.
 - **Workers: one per usable CPU** (`WEB_CONCURRENCY`, `workers_for()`). An event-loop worker
@@ -268,8 +274,9 @@ Each choice is also a comment next to the value in the code, with the figure beh
   {n(f.rps("tune-granian-bt1"))} req/s, four {n(f.rps("ours-granian"))}, granian's own default
   (256 per worker here) {n(f.rps("tune-granian-bt256"))} with p99
   {n(f.p99("tune-granian-bt256"), 1)} ms. One thread is not the default even where it is as
-  fast: a single slow request then holds its whole worker (five 2-second requests took 7.6 s
-  to drain on SIGTERM with one, past GRACEFUL_TIMEOUT, and 1.6 s with four).
+  fast: a single slow request then holds its whole worker (in a separate run, five 2-second
+  requests took 7.6 s to drain on SIGTERM with one thread, nearly all of GRACEFUL_TIMEOUT's
+  8 s, and 1.6 s with four).
 - **`worker_connections` 1000**: the open connections one gevent worker (and waitress) holds.
   It must stay well above the slow-client requirement's 300 stalled clients; at c64 it is
   never reached, so it costs nothing here.

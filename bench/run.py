@@ -50,6 +50,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--docs", default=str(DOCS), help="the performance page to write, or 'none'")
     p.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: remake the table, chart and page from --results' bench.json",
+    )
+    p.add_argument(
         "--wait",
         type=int,
         default=300,
@@ -259,8 +264,31 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def write_outputs(results: dict, args: argparse.Namespace, log) -> None:
+    args.results.mkdir(parents=True, exist_ok=True)
+    json_path = args.results / "bench.json"
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    png_path = args.results / "bench.png"
+    report.chart(results, png_path)
+    print()
+    print(report.table(results))
+    print()
+    print(report.goals_text(results))
+    if args.docs.lower() != "none":
+        docs = Path(args.docs)
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        docs.write_text(report.performance_page(results, png_path, docs))
+        log(f"wrote {docs}")
+    log(f"wrote {json_path} and {png_path}")
+
+
 def _main(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    if args.render_only:
+        results = json.loads((args.results / "bench.json").read_text())
+        results["summary"] = report.summarize(results)
+        write_outputs(results, args, lambda line: print(line, flush=True))
+        return 0
     try:
         wrk.wrk_path()
     except wrk.WrkMissing as exc:
@@ -347,21 +375,8 @@ def _main(args: argparse.Namespace) -> int:
     results["summary"] = report.summarize(results)
     results["method"]["seconds"] = round(time.monotonic() - started, 1)
 
-    args.results.mkdir(parents=True, exist_ok=True)
-    json_path = args.results / "bench.json"
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
-    png_path = args.results / "bench.png"
-    report.chart(results, png_path)
-    print()
-    print(report.table(results))
-    print()
-    print(report.goals_text(results))
-    if args.docs.lower() != "none":
-        docs = Path(args.docs)
-        docs.parent.mkdir(parents=True, exist_ok=True)
-        docs.write_text(report.performance_page(results, png_path, docs))
-        log(f"wrote {docs}")
-    log(f"wrote {json_path} and {png_path} in {results['method']['seconds']} s")
+    write_outputs(results, args, log)
+    log(f"measured in {results['method']['seconds']} s")
     failed = [r.config.name for r in records if r.failure]
     if failed:
         print(f"error: failed to measure: {', '.join(failed)}", file=sys.stderr)

@@ -58,11 +58,11 @@ def options(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         "interface": Interfaces.WSGI,
         "workers": settings.workers,
-        # Python threads per worker that run the app. One is fastest on a hello
-        # (12,255 req/s against 13,097 with 4, noise) but a single slow request
-        # then holds its whole worker: with 1, five 2 s requests took 7.6 s to
-        # drain on SIGTERM (past GRACEFUL_TIMEOUT); with 4 (WEB_THREADS' default), 1.6 s.
-        # granian's own default (256 a worker for WSGI) measured 8,642 req/s.
+        # Python threads per worker that run the app (WEB_THREADS, default 4). At c64
+        # (docs/performance.md): 1 thread 4,700 req/s, 4 threads 5,218, granian's own
+        # default (256 a worker here) 3,565 with a p99 of 69.5 ms against 28.0. And with
+        # 1, a single slow request holds its whole worker: five 2 s requests took 7.6 s
+        # to drain on SIGTERM (GRACEFUL_TIMEOUT is 8 s), against 1.6 s with 4.
         "blocking_threads": settings.threads,
         "http": HTTPModes.http1,  # what proxies and platforms speak to the app
         "websockets": False,  # not available through WSGI; saves a log line

@@ -26,7 +26,8 @@ LAUNCHERS: dict[str, LauncherSpec] = {
     "dev": LauncherSpec("launchers.dev:serve", "werkzeug", "werkzeug"),
     "gunicorn": LauncherSpec("launchers.gunicorn:serve", "gunicorn", "gunicorn", posix_only=True),
     "waitress": LauncherSpec("launchers.waitress:serve", "waitress", "waitress"),
-    "granian": LauncherSpec("launchers.granian:serve", "granian", "granian"),  # SERVER_SOFTWARE "Granian"
+    # granian names itself "Granian" in SERVER_SOFTWARE.
+    "granian": LauncherSpec("launchers.granian:serve", "granian", "granian"),
 }
 
 
