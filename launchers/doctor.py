@@ -31,6 +31,7 @@ from launchers.settings import (
     DEV_SECRET_KEY,
     MIN_SECRET_LENGTH,
     Settings,
+    is_loopback,
     load_settings,
     validate,
 )
@@ -120,15 +121,6 @@ def gather(environ: Mapping[str, str] | None = None) -> Facts:
         versions={name: installed_version(name) for name in sorted(packages)},
         replit_file=ports.REPLIT_FILE,
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _is_every_interface(host: str) -> bool:
@@ -250,7 +242,7 @@ def check_launcher(settings: Settings, facts: Facts) -> Finding:
 
 def check_bind_address(settings: Settings, facts: Facts) -> Finding:
     host, port = settings.host, settings.port
-    if _is_loopback(host):
+    if is_loopback(host):
         if facts.replit_deployment:
             return Finding(
                 PROBLEM,
@@ -516,7 +508,7 @@ def check_production(settings: Settings) -> list[Finding]:
                 f"set; the debugger is {debug}",
             )
         )
-        if settings.debug and settings.launcher == "dev" and not _is_loopback(settings.host):
+        if settings.debug and settings.launcher == "dev" and not is_loopback(settings.host):
             found.append(
                 Finding(
                     WARNING,

@@ -618,7 +618,7 @@ def validate(settings: Settings) -> None:
                 "malformed requests). Use APP_LAUNCHER=gunicorn (or auto), or waitress on Windows. "
                 "If you really mean to expose the development server, set ALLOW_DEV_SERVER=1."
             )
-    if settings.replit_deployment and _is_loopback(settings.host):
+    if settings.replit_deployment and is_loopback(settings.host):
         raise ConfigError(
             f"HOST={settings.host} in a Replit deployment (REPLIT_DEPLOYMENT=1): a port opened on "
             "localhost cannot be reached by Replit's router, and promotion fails with 'this port "
@@ -626,7 +626,7 @@ def validate(settings: Settings) -> None:
         )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import process_tree  # noqa: F401 - one /proc walker for bench and tests
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -179,23 +181,6 @@ def _decode_addr(hex_addr: str) -> str:
         return str(ipaddress.IPv4Address(raw[::-1]))
     words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
     return str(ipaddress.IPv6Address(words))
-
-
-def process_tree(pid: int) -> list[int]:
-    """pid and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = (entry / "stat").read_text()
-                ppid = int(stat.rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
 
 
 @dataclass
@@ -393,6 +378,18 @@ PROJECT_FILES = (
 )
 
 
+def copy_project(project: Path) -> Path:
+    """The files a deployment needs (PROJECT_FILES), copied to ``project``."""
+    project.mkdir()
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, project / name)
+    return project
+
+
 def make_sandbox(base: Path) -> Sandbox:
     """Copy the project and the installed packages where uid 65534 can read them.
 
@@ -417,14 +414,7 @@ def make_sandbox(base: Path) -> Sandbox:
         pytest.fail(message) if IN_CI else pytest.skip(message)
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
-    project = base / "project"
-    project.mkdir()
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, project / name)
+    project = copy_project(base / "project")
     site = base / "site"
     shutil.copytree(
         sysconfig.get_paths()["purelib"],

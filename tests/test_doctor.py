@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,13 +15,13 @@ from launchers import doctor, ports
 from launchers.doctor import OK, PROBLEM, WARNING, Facts, Finding
 from launchers.settings import load_settings
 from tests.support import (
-    PROJECT_FILES,
     PYTHON,
     ROOT,
     SECRET,
     Server,
     assert_no_traceback,
     clean_env,
+    copy_project,
     free_port,
     listening_ports,
     run_main,
@@ -482,14 +481,7 @@ def problem_checks(output: str) -> set[str]:
 
 def project_copy(tmp_path: Path, local_port: int) -> Path:
     """The project's files with a .replit whose localPort is ``local_port``."""
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, project / name)
+    project = copy_project(tmp_path / "project")
     replit = project / ".replit"
     replit.write_text(replit.read_text().replace("localPort = 5000", f"localPort = {local_port}"))
     return project
