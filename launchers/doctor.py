@@ -28,12 +28,10 @@ from typing import Any, Literal
 from launchers import ports, registry
 from launchers.errors import ConfigError
 from launchers.settings import (
-    DEV_SECRET_KEY,
-    MIN_SECRET_LENGTH,
     Settings,
     is_loopback,
     load_settings,
-    validate,
+    violations,
 )
 
 Level = Literal["ok", "warning", "problem"]
@@ -243,14 +241,9 @@ def check_launcher(settings: Settings, facts: Facts) -> Finding:
 def check_bind_address(settings: Settings, facts: Facts) -> Finding:
     host, port = settings.host, settings.port
     if is_loopback(host):
-        if facts.replit_deployment:
-            return Finding(
-                PROBLEM,
-                "address",
-                f"HOST={host} in a Replit deployment: Replit's router cannot reach a port on "
-                "localhost, so promotion fails with 'this port was never opened'",
-                "unset HOST (the default is 0.0.0.0) or set HOST=0.0.0.0",
-            )
+        for v in violations(settings):
+            if v.check == "address":  # a loopback HOST in a Replit deployment
+                return Finding(PROBLEM, "address", v.summary, v.fix)
         if container_evidence(facts):
             return Finding(
                 WARNING,
@@ -492,11 +485,9 @@ def _check_deployment_run(data: Mapping[str, Any], project: Path, bad: Level) ->
 
 # --- production rules ------------------------------------------------------------------
 
-KEYGEN_COMMAND = "python -c 'import secrets; print(secrets.token_hex(32))'"
-
 
 def check_production(settings: Settings) -> list[Finding]:
-    """SECRET_KEY, debug and the dev server: the rules ``validate`` enforces, one finding each."""
+    """SECRET_KEY, debug and the dev server: the rules ``launchers.settings.violations`` lists, one finding each."""
     found: list[Finding] = []
     if not settings.production:
         debug = "on" if settings.debug else "off"
@@ -519,61 +510,27 @@ def check_production(settings: Settings) -> list[Finding]:
                 )
             )
         return found
-    where = "the platform's secrets (Replit: Secrets tab; Heroku: config vars; systemd: EnvironmentFile)"
-    if not settings.secret_key:
+    broken = {v.check: v for v in violations(settings)}
+    healthy = {
+        "secrets": "APP_ENV=production: SECRET_KEY is set",
+        "debug": "the debugger is off",
+    }
+    for check in ("secrets", "debug", "launcher"):
+        if check in broken:
+            v = broken[check]
+            found.append(Finding(PROBLEM, check, v.summary, v.fix))
+        elif check in healthy:
+            found.append(Finding(OK, check, healthy[check]))
+    if settings.launcher == "dev" and settings.allow_dev_server:
         found.append(
             Finding(
-                PROBLEM,
-                "secrets",
-                "APP_ENV=production and SECRET_KEY is not set: the server refuses to start",
-                f"generate one with {KEYGEN_COMMAND} and set it in {where}",
+                WARNING,
+                "launcher",
+                "the development server in production (ALLOW_DEV_SERVER=1): one process, "
+                "no protection from slow or malformed requests",
+                "APP_LAUNCHER=auto (gunicorn; waitress on Windows)",
             )
         )
-    elif len(settings.secret_key) < MIN_SECRET_LENGTH or settings.secret_key == DEV_SECRET_KEY:
-        found.append(
-            Finding(
-                PROBLEM,
-                "secrets",
-                f"SECRET_KEY is too weak for production (under {MIN_SECRET_LENGTH} characters, "
-                "or the development key): the server refuses to start",
-                f"generate one with {KEYGEN_COMMAND} and set it in {where}",
-            )
-        )
-    else:
-        found.append(Finding(OK, "secrets", "APP_ENV=production: SECRET_KEY is set"))
-    if settings.debug:
-        found.append(
-            Finding(
-                PROBLEM,
-                "debug",
-                f"FLASK_DEBUG is true (from {settings.source('FLASK_DEBUG')}) in production: the "
-                "debugger would run any code a visitor types; the server refuses to start",
-                "unset FLASK_DEBUG, or FLASK_DEBUG=0",
-            )
-        )
-    else:
-        found.append(Finding(OK, "debug", "the debugger is off"))
-    if settings.launcher == "dev":
-        if settings.allow_dev_server:
-            found.append(
-                Finding(
-                    WARNING,
-                    "launcher",
-                    "the development server in production (ALLOW_DEV_SERVER=1): one process, "
-                    "no protection from slow or malformed requests",
-                    "APP_LAUNCHER=auto (gunicorn; waitress on Windows)",
-                )
-            )
-        else:
-            found.append(
-                Finding(
-                    PROBLEM,
-                    "launcher",
-                    "APP_LAUNCHER=dev with APP_ENV=production: the server refuses to start",
-                    "APP_LAUNCHER=auto (gunicorn; waitress on Windows); ALLOW_DEV_SERVER=1 if "
-                    "you really mean to expose the development server",
-                )
-            )
     return found
 
 
@@ -672,12 +629,13 @@ def diagnose(
         *check_production(settings),
         *check_versions(facts, settings.launcher),
     ]
-    # The launchers refuse whatever validate() refuses: doctor must never say less.
-    try:
-        validate(settings)
-    except ConfigError as error:
-        if not any(f.level == PROBLEM for f in findings):
-            findings.append(Finding(PROBLEM, "settings", str(error)))
+    # The launchers refuse whatever violations() lists: doctor must never say less.
+    reported = {f.check for f in findings if f.level == PROBLEM}
+    findings += [
+        Finding(PROBLEM, v.check, v.summary, v.fix)
+        for v in violations(settings)
+        if v.check not in reported
+    ]
     return findings
 
 

@@ -588,42 +588,101 @@ def _replit_port(values: dict[str, Any], sources: dict[str, str], notices: list[
     )
 
 
-def validate(settings: Settings) -> None:
-    """Rules that involve more than one setting."""
+KEYGEN_COMMAND = "python -c 'import secrets; print(secrets.token_hex(32))'"
+# Where a secret belongs: the platform's store, never the repository.
+SECRET_STORES = (
+    "the platform's secrets (Replit: Secrets tab; Heroku: config vars; systemd: EnvironmentFile)"  # noqa: E501, S105
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A rule across settings that a start breaks.
+
+    ``message`` is the paragraph a refused start prints; ``check``, ``summary``
+    and ``fix`` are the same rule as ``python main.py doctor`` shows it.
+    """
+
+    check: str
+    summary: str
+    fix: str
+    message: str
+
+
+def violations(settings: Settings) -> list[Violation]:
+    """Every rule that involves more than one setting and that ``settings`` breaks."""
+    found: list[Violation] = []
     if settings.production:
         if not settings.secret_key:
-            raise ConfigError(
-                "APP_ENV=production needs SECRET_KEY, and it is not set. Sessions and signed "
-                "cookies would be forgeable with a known key. Generate one with\n"
-                "    python -c 'import secrets; print(secrets.token_hex(32))'\n"
-                "and set it in the platform's secrets (Replit: Secrets tab; Heroku: config vars; "
-                "systemd: the EnvironmentFile), never in the repository."
+            found.append(
+                Violation(
+                    "secrets",
+                    "APP_ENV=production and SECRET_KEY is not set: the server refuses to start",
+                    f"generate one with {KEYGEN_COMMAND} and set it in {SECRET_STORES}",
+                    "APP_ENV=production needs SECRET_KEY, and it is not set. Sessions and signed "
+                    "cookies would be forgeable with a known key. Generate one with\n"
+                    f"    {KEYGEN_COMMAND}\n"
+                    "and set it in the platform's secrets (Replit: Secrets tab; Heroku: config vars; "
+                    "systemd: the EnvironmentFile), never in the repository.",
+                )
             )
-        if len(settings.secret_key) < MIN_SECRET_LENGTH or settings.secret_key == DEV_SECRET_KEY:
-            raise ConfigError(
-                f"SECRET_KEY is too weak for production: it must be at least {MIN_SECRET_LENGTH} "
-                "characters and not the development key. Generate one with "
-                "python -c 'import secrets; print(secrets.token_hex(32))'."
+        elif len(settings.secret_key) < MIN_SECRET_LENGTH or settings.secret_key == DEV_SECRET_KEY:
+            found.append(
+                Violation(
+                    "secrets",
+                    f"SECRET_KEY is too weak for production (under {MIN_SECRET_LENGTH} characters, "
+                    "or the development key): the server refuses to start",
+                    f"generate one with {KEYGEN_COMMAND} and set it in {SECRET_STORES}",
+                    f"SECRET_KEY is too weak for production: it must be at least {MIN_SECRET_LENGTH} "
+                    f"characters and not the development key. Generate one with {KEYGEN_COMMAND}.",
+                )
             )
         if settings.debug:
-            raise ConfigError(
-                f"FLASK_DEBUG is true (from {settings.source('FLASK_DEBUG')}) with APP_ENV=production. "
-                "The Werkzeug debugger runs any Python code a visitor types into an error page. "
-                "Unset FLASK_DEBUG (or set FLASK_DEBUG=0) for production."
+            source = settings.source("FLASK_DEBUG")
+            found.append(
+                Violation(
+                    "debug",
+                    f"FLASK_DEBUG is true (from {source}) in production: the debugger would run any "
+                    "code a visitor types; the server refuses to start",
+                    "unset FLASK_DEBUG, or FLASK_DEBUG=0",
+                    f"FLASK_DEBUG is true (from {source}) with APP_ENV=production. "
+                    "The Werkzeug debugger runs any Python code a visitor types into an error page. "
+                    "Unset FLASK_DEBUG (or set FLASK_DEBUG=0) for production.",
+                )
             )
         if settings.launcher == "dev" and not settings.allow_dev_server:
-            raise ConfigError(
-                "APP_LAUNCHER=dev with APP_ENV=production: the Flask development server is not "
-                "built for production (one process, no graceful stop, no protection from slow or "
-                "malformed requests). Use APP_LAUNCHER=gunicorn (or auto), or waitress on Windows. "
-                "If you really mean to expose the development server, set ALLOW_DEV_SERVER=1."
+            found.append(
+                Violation(
+                    "launcher",
+                    "APP_LAUNCHER=dev with APP_ENV=production: the server refuses to start",
+                    "APP_LAUNCHER=auto (gunicorn; waitress on Windows); ALLOW_DEV_SERVER=1 if "
+                    "you really mean to expose the development server",
+                    "APP_LAUNCHER=dev with APP_ENV=production: the Flask development server is not "
+                    "built for production (one process, no graceful stop, no protection from slow or "
+                    "malformed requests). Use APP_LAUNCHER=gunicorn (or auto), or waitress on Windows. "
+                    "If you really mean to expose the development server, set ALLOW_DEV_SERVER=1.",
+                )
             )
     if settings.replit_deployment and is_loopback(settings.host):
-        raise ConfigError(
-            f"HOST={settings.host} in a Replit deployment (REPLIT_DEPLOYMENT=1): a port opened on "
-            "localhost cannot be reached by Replit's router, and promotion fails with 'this port "
-            "was never opened'. Unset HOST (the default is 0.0.0.0) or set HOST=0.0.0.0."
+        found.append(
+            Violation(
+                "address",
+                f"HOST={settings.host} in a Replit deployment: Replit's router cannot reach a port "
+                "on localhost, so promotion fails with 'this port was never opened'",
+                "unset HOST (the default is 0.0.0.0) or set HOST=0.0.0.0",
+                f"HOST={settings.host} in a Replit deployment (REPLIT_DEPLOYMENT=1): a port opened on "
+                "localhost cannot be reached by Replit's router, and promotion fails with 'this port "
+                "was never opened'. Unset HOST (the default is 0.0.0.0) or set HOST=0.0.0.0.",
+            )
         )
+    return found
+
+
+def validate(settings: Settings) -> None:
+    """Refuse a start that breaks a rule across settings (the first one found)."""
+    broken = violations(settings)
+    if broken:
+        raise ConfigError(broken[0].message)
 
 
 def is_loopback(host: str) -> bool:
