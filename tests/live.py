@@ -7,12 +7,14 @@ these helpers only build their environment and speak raw HTTP to them.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import resource
+import signal
 import socket
 import time
 
-from tests.support import PYTHON, SECRET, clean_env
+from tests.support import PYTHON, SECRET, Server, clean_env, get
 
 PRODUCTION_LAUNCHERS = ["gunicorn", "waitress"]
 STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
@@ -97,3 +99,52 @@ def close_all(socks) -> None:
     for s in socks:
         with contextlib.suppress(OSError):
             s.close()
+
+
+def start_upload(port: int, n: int) -> tuple[socket.socket, bytes, bytes]:
+    """Send the head and half of a JSON body; return the socket, the body, the rest to send."""
+    body = json.dumps({"upload": n, "data": "x" * 30_000}).encode()
+    head = (
+        "POST /api/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    half = len(body) // 2
+    sock.sendall(head + body[:half])
+    return sock, body, body[half:]
+
+
+def readiness_after_signal(port: int) -> str:
+    """What /readyz says now: a status code, or "refused" when nothing listens."""
+    try:
+        return str(get(port, "/readyz", timeout=3).status)
+    except (ConnectionRefusedError, ConnectionResetError):
+        return "refused"
+
+
+def sigterm_during_slow_uploads(server: Server, port: int, uploads: int = 3):
+    """SIGTERM while ``uploads`` JSON bodies are half sent, then send the rest slowly.
+
+    Returns (what /readyz said after the signal, [(status, sent body, answered body)],
+    exit code, log).
+    """
+    started = [start_upload(port, n) for n in range(uploads)]
+    try:
+        time.sleep(0.5)  # let the server read every request head (not an assertion)
+        server.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        ready = readiness_after_signal(port)
+        for sock, _, rest in started:  # the rest of each body, slowly
+            for i in range(0, len(rest), 5_000):
+                sock.sendall(rest[i : i + 5_000])
+                time.sleep(0.05)
+        answers = [read_response(sock) for sock, _, _ in started]
+    finally:
+        for sock, _, _ in started:
+            sock.close()
+    code = server.wait_exit(15)
+    echoed = [
+        (status, sent, body)
+        for (status, _, body), (_, sent, _) in zip(answers, started, strict=True)
+    ]
+    return ready, echoed, code, server.stdout + server.stderr

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from tests.live import sigterm_during_slow_uploads, start_upload
 from tests.support import (
     PYTHON,
     ROOT,
@@ -53,29 +54,6 @@ def granian_env(port: int, **extra) -> dict[str, str]:
 def status_of(raw: bytes) -> int:
     assert raw.startswith(b"HTTP/1."), raw[:200]
     return int(raw.split(b" ", 2)[1])
-
-
-def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, bytes]:
-    """One response with a Content-Length (what the app sends)."""
-    sock.settimeout(timeout)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed before a whole response head: {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed after {len(body)} of {length} body bytes")
-        body += chunk
-    return status_of(head), body[:length]
 
 
 def test_options_follow_the_settings():
@@ -177,44 +155,14 @@ def test_stalled_clients_do_not_stop_ordinary_requests():
     assert answered == 20
 
 
-def start_upload(port: int, n: int) -> tuple[socket.socket, bytes, bytes]:
-    """The head and half of a JSON body sent; the rest still to send."""
-    body = json.dumps({"upload": n, "data": "x" * 30_000}).encode()
-    head = (
-        "POST /api/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(head + body[: len(body) // 2])
-    return sock, body, body[len(body) // 2 :]
-
-
 @pytest.mark.slow
 def test_sigterm_lets_uploads_in_flight_finish_then_exits_0():
     port = free_port()
     env = granian_env(port, GRACEFUL_TIMEOUT=8)
     with running([PYTHON, "main.py"], env, port) as server:
-        uploads = [start_upload(port, n) for n in range(3)]
-        try:
-            time.sleep(0.5)  # let the workers read every request head (not an assertion)
-            server.signal(signal.SIGTERM)
-            time.sleep(0.3)
-            try:
-                ready = str(get(port, "/readyz", timeout=3).status)
-            except (ConnectionRefusedError, ConnectionResetError):
-                ready = "refused"
-            for sock, _, rest in uploads:
-                for i in range(0, len(rest), 5_000):
-                    sock.sendall(rest[i : i + 5_000])
-                    time.sleep(0.05)
-            answers = [read_response(sock) for sock, _, _ in uploads]
-        finally:
-            for sock, _, _ in uploads:
-                sock.close()
-        code = server.wait_exit(15)
-        log = server.stdout + server.stderr
+        ready, answers, code, log = sigterm_during_slow_uploads(server, port, 3)
     assert ready in ("503", "refused"), (ready, log)
-    for (status, body), (_, sent, _) in zip(answers, uploads, strict=True):
+    for status, sent, body in answers:
         assert status == 200, (status, body[:200], log)
         assert json.loads(body) == {"received": json.loads(sent)}
     assert code == 0, log

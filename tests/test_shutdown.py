@@ -17,32 +17,15 @@ import time
 
 import pytest
 
-from tests.live import production_env, read_response, serve_app_args
-from tests.support import PYTHON, assert_no_traceback, free_port, get, running
+from tests.live import (
+    production_env,
+    serve_app_args,
+    sigterm_during_slow_uploads,
+)
+from tests.support import PYTHON, assert_no_traceback, free_port, running
 
 LAUNCHERS = ["gunicorn", "waitress", "dev"]
 UPLOADS = 3
-
-
-def start_upload(port: int, n: int) -> tuple[socket.socket, bytes, bytes]:
-    """Send the head and half of a JSON body; return the socket and the bytes still to send."""
-    body = json.dumps({"upload": n, "data": "x" * 30_000}).encode()
-    head = (
-        "POST /api/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    half = len(body) // 2
-    sock.sendall(head + body[:half])
-    return sock, body, body[half:]
-
-
-def readiness_after_signal(port: int) -> str:
-    """What /readyz says now: a status code, or "refused" when nothing listens."""
-    try:
-        return str(get(port, "/readyz", timeout=3).status)
-    except (ConnectionRefusedError, ConnectionResetError):
-        return "refused"
 
 
 @pytest.mark.slow
@@ -51,25 +34,10 @@ def test_sigterm_lets_slow_uploads_finish_then_exits_0(launcher):
     port = free_port()
     env = production_env(launcher, port, WEB_CONCURRENCY=1, GRACEFUL_TIMEOUT=8)
     with running([PYTHON, "main.py"], env, port) as server:
-        uploads = [start_upload(port, n) for n in range(UPLOADS)]
-        try:
-            time.sleep(0.5)  # let the server read every request head (not an assertion)
-            server.signal(signal.SIGTERM)
-            time.sleep(0.3)
-            ready = readiness_after_signal(port)
-            for sock, _, rest in uploads:  # the rest of each body, slowly
-                for i in range(0, len(rest), 5_000):
-                    sock.sendall(rest[i : i + 5_000])
-                    time.sleep(0.05)
-            answers = [read_response(sock) for sock, _, _ in uploads]
-        finally:
-            for sock, _, _ in uploads:
-                sock.close()
-        code = server.wait_exit(15)
-        log = server.stdout + server.stderr
+        ready, answers, code, log = sigterm_during_slow_uploads(server, port, UPLOADS)
 
     assert ready in ("503", "refused"), (ready, log)
-    for (status, _, body), (_, sent, _) in zip(answers, uploads, strict=True):
+    for status, sent, body in answers:
         assert status == 200, (status, body[:200], log)
         assert json.loads(body) == {"received": json.loads(sent)}
     assert code == 0, log
