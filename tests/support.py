@@ -308,6 +308,31 @@ def running(
         server.close()
 
 
+@contextlib.contextmanager
+def port_holder() -> Iterator[tuple[int, int]]:
+    """Another process listening on a free loopback port: (port, its pid)."""
+    port = free_port()
+    code = (
+        "import socket, time\n"
+        "s = socket.socket()\n"
+        f"s.bind(('127.0.0.1', {port}))\n"
+        "s.listen()\n"
+        "time.sleep(120)\n"
+    )
+    holder = Server([sys.executable, "-c", code], clean_env()).start()
+    try:
+        for _ in range(100):
+            if ("127.0.0.1", port) in listening_ports([holder.pid]):
+                break
+            assert holder.proc.poll() is None, holder.stderr
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the holder never listened")
+        yield port, holder.pid
+    finally:
+        holder.close()
+
+
 def run_main(
     *args: str,
     env: Mapping[str, str],

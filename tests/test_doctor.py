@@ -6,7 +6,6 @@ import errno
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,11 @@ from tests.support import (
     PYTHON,
     ROOT,
     SECRET,
-    Server,
     assert_no_traceback,
     clean_env,
     copy_project,
     free_port,
-    listening_ports,
+    port_holder,
     run_main,
     setpriv_prefix,
 )
@@ -516,22 +514,11 @@ def test_doctor_finds_a_privileged_port(sandbox):
 
 
 def test_doctor_finds_a_held_port_and_its_holder():
-    port = free_port()
-    code = f"import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', {port}))\n"
-    code += "s.listen()\ntime.sleep(60)\n"
-    holder = Server([sys.executable, "-c", code], clean_env()).start()
-    try:
-        for _ in range(100):
-            if ("127.0.0.1", port) in listening_ports([holder.pid]):
-                break
-            assert holder.proc.poll() is None, holder.stderr
-            time.sleep(0.05)
+    with port_holder() as (port, pid):
         result = run_doctor(clean_env(PORT=port, HOST="127.0.0.1", FLASK_DEBUG=0))
-    finally:
-        holder.close()
     assert result.returncode == 1, result.stdout
     assert problem_checks(result.stdout) == {"port"}
-    assert f"in use by pid {holder.pid}" in result.stdout and f"kill {holder.pid}" in result.stdout
+    assert f"in use by pid {pid}" in result.stdout and f"kill {pid}" in result.stdout
 
 
 def test_doctor_finds_a_loopback_host_in_a_replit_deployment(tmp_path: Path):

@@ -11,9 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +24,6 @@ from tests.support import (
     ROOT,
     SECRET,
     Sandbox,
-    Server,
     assert_no_traceback,
     clean_env,
     free_port,
@@ -34,6 +31,7 @@ from tests.support import (
     listening_ports,
     make_sandbox,
     need_tool,
+    port_holder,
     process_tree,
     running,
     setpriv_prefix,
@@ -208,26 +206,8 @@ def test_a_privileged_port_in_a_replit_deployment_serves_on_the_internal_port(
 @pytest.fixture(scope="module")
 def held_port() -> Iterator[tuple[int, int]]:
     """A port held by another process: (port, its pid)."""
-    port = free_port()
-    code = (
-        "import socket, time\n"
-        "s = socket.socket()\n"
-        f"s.bind(('127.0.0.1', {port}))\n"
-        "s.listen()\n"
-        "time.sleep(120)\n"
-    )
-    holder = Server([sys.executable, "-c", code], clean_env()).start()
-    try:
-        for _ in range(100):
-            if ("127.0.0.1", port) in listening_ports([holder.pid]):
-                break
-            assert holder.proc.poll() is None, holder.stderr
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the holder never listened")
-        yield port, holder.pid
-    finally:
-        holder.close()
+    with port_holder() as held:
+        yield held
 
 
 @pytest.mark.parametrize("launch", LAUNCHES)
