@@ -78,6 +78,8 @@ def _start_timer() -> None:
 def _log_access(response: Response) -> Response:
     from app.security import request_id
 
+    if not ACCESS.isEnabledFor(logging.INFO):
+        return response  # LOG_LEVEL above info: skip building a line nobody writes
     duration_ms = round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2)
     rid = request_id()
     ACCESS.info(
