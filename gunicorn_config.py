@@ -10,16 +10,18 @@ the systemd unit all do). Change behaviour with the environment variables in
 
 import os
 
+from launchers import checks
 from launchers.cli import exit_on_startup_error
 from launchers.gunicorn import options
-from launchers.settings import load_settings
+from settings import load_settings
 
 with exit_on_startup_error():
-    load_settings(check=False)  # a malformed value, APP_LAUNCHER=nginx included, stops here
     # This file is only read by gunicorn, so gunicorn is the launcher whatever
-    # APP_LAUNCHER says; the workers (which import wsgi:app) inherit that.
+    # APP_LAUNCHER says (a malformed one is still refused); the workers, which
+    # import wsgi:app, inherit that.
+    load_settings(check=False)
     os.environ["APP_LAUNCHER"] = "gunicorn"
-    settings = load_settings()
+    settings = checks.prepare(load_settings())
 
 _options = options(settings)
 _check_before_binding = _options.pop("on_starting")

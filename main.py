@@ -1,7 +1,7 @@
 """The command line: ``python main.py [serve|config|doctor] [--launcher NAME] [--host H] [--port P]``.
 
 This is the only place (with gunicorn_config.py and wsgi.py) that prints and
-exits; everything it calls raises ``launchers.errors.StartupError``.
+exits; everything it calls raises ``settings.errors.StartupError``.
 
 ``main:app`` works too, for the many guides that say ``gunicorn main:app``:
 the app is built on first access, not on import, so ``python main.py`` does
@@ -15,10 +15,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from launchers import checks, run
 from launchers.cli import exit_on_startup_error
-from launchers.errors import BindError, ConfigError, LauncherUnavailable
-from launchers.registry import names
-from launchers.settings import SETTINGS
+from settings import SETTINGS, Settings, load_settings, registry
+from settings.errors import EXIT_CODES
 
 
 def __getattr__(name: str):
@@ -30,7 +30,13 @@ def __getattr__(name: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    variables = "\n".join(f"  {s.env:<20} {s.accepted}" for s in SETTINGS)
+    variables = "\n".join(f"  {s.env:<20} {s.convert.accepted}" for s in SETTINGS)
+    auto = "; ".join(
+        f"{name} for {registry.AUTO_WHEN[spec.auto]}"
+        for name, spec in registry.LAUNCHERS.items()
+        if spec.auto
+    )
+    codes = "\n".join(f"  {error.exit_code}  {error.meaning}" for error in EXIT_CODES)
     parser = argparse.ArgumentParser(
         prog="python main.py",
         description="Serve the Flask app with the launcher the environment chooses.",
@@ -40,17 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
             "  serve    start the server (the default)\n"
             "  config   print every resolved setting and where it came from, then exit\n"
             "  doctor   check this machine for what would stop the app being reached\n\n"
-            f"launchers: auto, {', '.join(names())}\n"
-            "  auto = dev in development; gunicorn in production (waitress on Windows)\n\n"
+            f"launchers: auto, {', '.join(registry.LAUNCHERS)}\n  auto = {auto}\n\n"
             "environment variables (flag > environment > .env > default; see .env.example):\n"
             f"{variables}\n\n"
             "exit codes:\n"
-            f"  0  stopped cleanly (SIGTERM drains requests in flight; Ctrl-C stops at once)\n"
-            f"  {ConfigError.exit_code}  a setting is malformed or not allowed (the message names it)\n"
-            f"  {BindError.exit_code}  the port is privileged for this user or already in use\n"
-            f"  {LauncherUnavailable.exit_code}  the launcher cannot run here (not installed, "
-            "gunicorn on Windows)\n"
-            "  1  doctor found a problem that would stop the server"
+            "  0  stopped cleanly (SIGTERM drains requests in flight; Ctrl-C stops at once)\n"
+            f"{codes}"
         ),
     )
     parser.add_argument(
@@ -60,13 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="serve",
         help="what to do (default: serve)",
     )
-    parser.add_argument("--launcher", metavar="NAME", help="overrides APP_LAUNCHER")
-    parser.add_argument("--host", metavar="ADDRESS", help="overrides HOST")
-    parser.add_argument("--port", metavar="PORT", help="overrides PORT")
+    for s in SETTINGS:
+        if s.flag:
+            parser.add_argument(s.flag, metavar=s.flag[2:].upper(), help=f"overrides {s.env}")
     return parser
 
 
-def print_config(settings) -> None:
+def print_config(settings: Settings) -> None:
     rows = settings.describe()
     width = max(len(r[0]) for r in rows)
     value_width = min(40, max(len(r[1]) for r in rows))
@@ -76,7 +77,7 @@ def print_config(settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    flags = {"launcher": args.launcher, "host": args.host, "port": args.port}
+    flags = {s.flag[2:]: getattr(args, s.flag[2:]) for s in SETTINGS if s.flag}
 
     if args.command == "doctor":
         from launchers.doctor import main as doctor
@@ -85,20 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Ctrl-C stops at once, without a traceback (a shell's `&` may have set SIGINT to ignore).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    from launchers.settings import load_settings
-
     with exit_on_startup_error():
-        settings = load_settings(flags=flags)
-
+        settings = checks.prepare(load_settings(flags=flags))
     if args.command == "config":
         print_config(settings)
         return 0
-
-    from app.logs import configure_logging
-    from launchers import run
-
-    configure_logging(settings.log_level, settings.log_format)
     with exit_on_startup_error():
         try:
             run(settings)
@@ -108,4 +100,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from flask import Flask
 
-from app.config import configure
+from app.config import TestConfig, configure
 from app.errors import register_error_handlers
 from app.lifecycle import register_lifecycle
 from app.limits import register_body_limit
@@ -17,13 +14,12 @@ from app.security import register_security
 from app.views import register_blueprints
 
 
-def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app. ``overrides`` are Flask config keys applied last (tests use them).
-
-    Without ``overrides["SETTINGS"]`` the settings are read from the environment.
+def create_app(test_config: TestConfig = None) -> Flask:
+    """Build the app: from the environment and ``.env`` without an argument; from the
+    ``Settings`` or the test configuration given, reading nothing else (app/config.py).
     """
     app = Flask(__name__)
-    configure(app, overrides)
+    configure(app, test_config)
     register_body_limit(app)
     register_access_log(app)
     register_security(app)

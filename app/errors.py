@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 
 log = logging.getLogger("app.errors")
@@ -39,8 +39,6 @@ def _extra_headers(error: HTTPException) -> list[tuple[str, str]]:
 
 
 def handle_unexpected(error: Exception):
-    from flask import current_app
-
     if current_app.debug:
         raise error  # let the Werkzeug debugger show it (development only)
     log.exception("unhandled error on %s %s", request.method, request.path)

@@ -13,6 +13,8 @@ import time
 
 from flask import Flask, request
 
+from app.security import request_id
+
 _shutting_down = threading.Event()
 # id of the request object -> (method, path, request id, start): set and popped by
 # one request each, read (copied) by the abort hook; dict operations are atomic.
@@ -37,8 +39,6 @@ def requests_in_flight() -> list[str]:
 
 
 def _started() -> None:
-    from app.security import request_id
-
     _in_flight[id(request._get_current_object())] = (
         request.method,
         request.path,

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 
 from flask import Flask, Response, g, request
 
+from app.security import request_id
+
 ACCESS = logging.getLogger("app.access")
 _configured: tuple[str, str] | None = None
 
@@ -76,8 +78,6 @@ def _start_timer() -> None:
 
 
 def _log_access(response: Response) -> Response:
-    from app.security import request_id
-
     if not ACCESS.isEnabledFor(logging.INFO):
         return response  # LOG_LEVEL above info: skip building a line nobody writes
     duration_ms = round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2)

@@ -11,9 +11,11 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app.config import settings_of
+
 
 def register_proxy_fix(app: Flask) -> None:
-    hops = int(app.config.get("TRUSTED_PROXY_HOPS", 0))
+    hops = settings_of(app).proxy_hops
     if hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops

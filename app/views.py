@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, jsonify, render_template, request
 
 from app import lifecycle
+from app.config import settings_of
 from app.security import request_id
+from settings.registry import launcher_for_server_software
 
 pages = Blueprint("pages", __name__)
 health = Blueprint("health", __name__)
@@ -14,17 +16,13 @@ api = Blueprint("api", __name__, url_prefix="/api")
 
 def serving_launcher() -> str:
     """The launcher serving this request: the server names itself in SERVER_SOFTWARE."""
-    from launchers.registry import launcher_for_server_software
-
     software = request.environ.get("SERVER_SOFTWARE", "")
-    return launcher_for_server_software(software) or current_app.config.get("LAUNCHER", "unknown")
+    return launcher_for_server_software(software) or settings_of().launcher
 
 
 @pages.get("/")
 def index():
-    return render_template(
-        "index.html", launcher=serving_launcher(), env=current_app.config["APP_ENV"]
-    )
+    return render_template("index.html", launcher=serving_launcher(), env=settings_of().env)
 
 
 @health.get("/healthz")
@@ -45,12 +43,12 @@ def readyz():
 def info():
     return jsonify(
         launcher=serving_launcher(),
-        env=current_app.config["APP_ENV"],
+        env=settings_of().env,
         scheme=request.scheme,
         host=request.host,
         remote_addr=request.remote_addr,
         request_id=request_id(),
-        trusted_proxy_hops=current_app.config.get("TRUSTED_PROXY_HOPS", 0),
+        trusted_proxy_hops=settings_of().proxy_hops,
     )
 
 

@@ -1,37 +1,30 @@
-"""Launchers: one module per server, a registry naming them, the shared settings.
+"""Launchers: one module per server, each with ``serve(settings, *, app=None)``.
 
-``run(settings)`` is what ``python main.py`` calls: it checks that the start
-can succeed (port rights, port free), writes the settings' notices, and hands
-over to the chosen launcher's ``serve(settings)``. Everything here raises
-``launchers.errors.StartupError``; only ``main.py`` prints and exits.
+``run(settings)`` is what ``python main.py`` calls: it makes the start-time
+checks (``launchers.checks``), writes the settings' notices, and hands over to
+the chosen launcher, imported by its ``"module:callable"`` in
+``settings.registry``. Everything here raises ``settings.errors.StartupError``;
+only the command line (``launchers.cli``) prints and exits.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 
-from launchers.settings import Settings
+from app.logs import configure_logging
+from launchers import checks
+from settings import Settings
 
 log = logging.getLogger("launchers")
 
 
-def run(settings: Settings, *, serve: Callable[[Settings], None] | None = None) -> None:
-    from launchers import ports, registry
-
-    serve = serve or registry.load(settings.launcher, settings.platform)
-    if not reloader_child():
-        ports.check_bind(settings.host, settings.port)
+def run(settings: Settings, *, app: Callable | None = None) -> None:
+    """Check that the start can succeed, then serve ``app`` (by default the project's)."""
+    configure_logging(settings.log_level, settings.log_format)
+    serve = checks.load_launcher(settings)
+    if not checks.reloader_child():
+        checks.preflight(settings)
         for notice in settings.notices:
             log.warning(notice)
-    serve(settings)
-
-
-def reloader_child() -> bool:
-    """The process Werkzeug's reloader restarts on each change.
-
-    Its parent has already bound the socket and passes it down, so a pre-flight
-    bind here would find the port "in use" by our own parent.
-    """
-    return os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+    serve(settings, app=app)

@@ -11,7 +11,7 @@ import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from launchers.errors import StartupError
+from settings.errors import StartupError
 
 
 def format_error(error: StartupError) -> str:

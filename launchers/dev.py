@@ -19,7 +19,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server, run_simple
 
 from app import create_app, lifecycle
-from launchers.settings import Settings
+from settings import Settings
 
 log = logging.getLogger("launchers.dev")
 
@@ -37,7 +37,7 @@ def serve(
     app: Callable | None = None,
     run_simple_: Callable[..., Any] = run_simple,
 ) -> None:
-    app = app or create_app(settings.flask_config())
+    app = app or create_app(settings)
     if settings.debug:
         run_simple_(
             settings.host,

@@ -3,7 +3,7 @@
 The fastest launcher offered (see docs/performance.md): HTTP parsing, keep-alive
 and slow clients are handled in Rust, so Python only runs the app. An optional
 dependency: ``pip install -r requirements-granian.txt``. Without it,
-``APP_LAUNCHER=granian`` stops with the pip command (launchers.registry).
+``APP_LAUNCHER=granian`` stops with the pip command (launchers.checks).
 
 ``options(settings)`` is the single source of granian's configuration, as
 ``launchers.gunicorn.options`` is gunicorn's.
@@ -13,7 +13,7 @@ lets requests in flight finish and exits 0; a worker still busy after
 GRACEFUL_TIMEOUT is killed (``workers_kill_timeout``: without it one stop in
 fifteen never ended here). granian gives no hook inside a worker when the stop
 begins, so /readyz never gets to answer 503: readiness is signalled by the
-refused connection, which the contract allows. SIGINT (Ctrl-C) stops at once.
+refused connection. SIGINT (Ctrl-C) stops at once.
 """
 
 from __future__ import annotations
@@ -24,20 +24,21 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-# Imported here, not lazily: a missing granian must fail when the registry loads
-# this module, where it becomes LauncherUnavailable with the pip command.
+# Imported at the top: launchers.checks loads this module only once it has found
+# granian installed, and turns an import that still fails into LauncherUnavailable.
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
 
-from launchers.settings import Settings
+from app import create_app
+from launchers.limits import HEADER_LINE_BYTES, REQUEST_LINE_BYTES
+from settings import Settings
 
-# Request limits (the contract's, as gunicorn's limit_request_* enforce them).
+# Request limits (launchers.limits), as gunicorn's limit_request_* enforce them.
 # hyper bounds the whole head (request line and headers: 431 above this) and the
 # field count (431 above 100); it has no per-line limit, so limit_head() adds one.
 HEAD_BUFFER_BYTES = 32 * 1024  # nginx's default too: 4 buffers of 8 KiB
-LINE_LIMIT_BYTES = 8190  # gunicorn's limit_request_line and limit_request_field_size
 
 # granian's own log records go to the app's handlers (one format, LOG_FORMAT):
 # it replaces its default stdout handlers with these loggers, propagating to root.
@@ -58,11 +59,9 @@ def options(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         "interface": Interfaces.WSGI,
         "workers": settings.workers,
-        # Python threads per worker that run the app (WEB_THREADS, default 4). At c64
-        # (docs/performance.md): 1 thread 4,700 req/s, 4 threads 5,218, granian's own
-        # default (256 a worker here) 3,565 with a p99 of 69.5 ms against 28.0. And with
-        # 1, a single slow request holds its whole worker: five 2 s requests took 7.6 s
-        # to drain on SIGTERM (GRACEFUL_TIMEOUT is 8 s), against 1.6 s with 4.
+        # Python threads per worker that run the app (WEB_THREADS): a few beat both one
+        # (a slow request would hold its whole worker) and granian's default of hundreds
+        # (a long tail). Figures: docs/performance.md.
         "blocking_threads": settings.threads,
         "http": HTTPModes.http1,  # what proxies and platforms speak to the app
         "websockets": False,  # not available through WSGI; saves a log line
@@ -93,10 +92,10 @@ def limit_head(app: Callable) -> Callable:
 
     def limited(environ: dict, start_response: Callable) -> Any:
         target = len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", ""))
-        if target > LINE_LIMIT_BYTES:
+        if target > REQUEST_LINE_BYTES:
             return RequestURITooLarge()(environ, start_response)
         for key, value in environ.items():
-            if key[:5] == "HTTP_" and len(value) > LINE_LIMIT_BYTES:
+            if key[:5] == "HTTP_" and len(value) > HEADER_LINE_BYTES:
                 return RequestHeaderFieldsTooLarge()(environ, start_response)
         return app(environ, start_response)
 
@@ -109,9 +108,7 @@ def load_app(settings: Settings, target: str) -> Callable:
     A module-level function over picklable settings, so it also works where
     workers are spawned rather than forked (macOS, Windows).
     """
-    from app import create_app
-
-    return limit_head(create_app(settings.flask_config()))
+    return limit_head(create_app(settings))
 
 
 def _stop_at_once_on_sigint(server: Any) -> Callable[[], None]:

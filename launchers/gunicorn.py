@@ -16,11 +16,17 @@ so SIGTERM reaches gunicorn's master directly, as an ``exec`` would ensure.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from collections.abc import Callable
 from typing import Any
 
-from launchers.settings import Settings
+from launchers import checks, limits
+from settings import Settings
+
+# gunicorn, gevent and the app are imported inside the hooks that run in a worker:
+# this module is also read by gunicorn's master (gunicorn_config.py), before the
+# workers fork and gevent patches them.
 
 log = logging.getLogger("launchers.gunicorn")
 SHM = "/dev/shm"  # noqa: S108 - gunicorn's heartbeat files, private to each worker
@@ -31,18 +37,16 @@ def options(settings: Settings) -> dict[str, Any]:
     worker_class = settings.worker_class
     return {
         "bind": [_bind_address(settings.host, settings.port)],
-        # One gevent worker per usable CPU (workers_for): a third on 2 CPUs served 3,448
-        # req/s against 3,704 with two, p99 44.4 against 35.6 ms, 19 MiB more.
+        # One gevent worker per usable CPU (settings): more compete for the same cores.
         "workers": settings.workers,
         "worker_class": worker_class,
         "threads": settings.threads if worker_class == "gthread" else 1,
         "worker_connections": settings.worker_connections,
-        # gevent: after each response, let the other connections' requests run first.
-        # c64 keep-alive (docs/performance.md): without it p99 1,268 ms and 18 timeouts,
-        # with it p99 35.6 ms and none (the seeds' config: 33.2 ms).
+        # gevent: after each response, let the other connections' requests run first
+        # (post_request below; the p99 it saves is in docs/performance.md).
         "post_request": post_request,
-        # Off, gunicorn's default: --preload started no sooner (397 ms against 362 ms to
-        # the first answer), and each worker then builds its app after gevent's patching.
+        # Off, gunicorn's default: preloading started no sooner, and each worker then
+        # builds its app after gevent's patching.
         "preload_app": False,
         # At least 1: gunicorn reads 0 as "no timeout at all".
         "timeout": max(1, int(settings.request_timeout)),
@@ -51,9 +55,9 @@ def options(settings: Settings) -> dict[str, Any]:
         "max_requests": settings.max_requests,
         "max_requests_jitter": settings.max_requests // 10 if settings.max_requests else 0,
         # Request limits: the request line (414 above), header count and size (431).
-        "limit_request_line": 8190,
-        "limit_request_fields": 100,
-        "limit_request_field_size": 8190,
+        "limit_request_line": limits.REQUEST_LINE_BYTES,
+        "limit_request_fields": limits.HEADER_FIELDS,
+        "limit_request_field_size": limits.HEADER_LINE_BYTES,
         # Forwarded headers: trusted exactly as ProxyFix trusts them (TRUSTED_PROXY_HOPS).
         # gunicorn's own default trusts 127.0.0.1, which would let any local client
         # claim https when nothing is meant to be trusted.
@@ -87,17 +91,13 @@ def _bind_address(host: str, port: int) -> str:
 
 
 def _is_dir(path: str) -> bool:
-    import os
-
     return os.path.isdir(path) and os.access(path, os.W_OK)
 
 
 def _on_starting(settings: Settings) -> Callable[[Any], None]:
     def on_starting(server: Any) -> None:
         """Before gunicorn binds: our port check and notices, once per master start."""
-        from launchers import ports
-
-        ports.check_bind(settings.host, settings.port)
+        checks.preflight(settings)
         for notice in settings.notices:
             server.log.warning(notice)
 
@@ -128,9 +128,8 @@ def logger_class(log_format: str) -> type:
 # (which, for gevent, comes after monkey-patching: about 0.1 s) a worker still runs the
 # master's handler, which only queues the signal for a loop the worker never runs: a
 # SIGTERM then is lost, the worker keeps accepting, and the master SIGKILLs it after
-# GRACEFUL_TIMEOUT with whatever it is serving (measured: 5 stops in 6 right after boot
-# took 8 s). Held (blocked) from just after fork until the worker's handlers are in place,
-# the signal stays pending and reaches them.
+# GRACEFUL_TIMEOUT with whatever it is serving. Held (blocked) from just after fork
+# until the worker's handlers are in place, the signal stays pending and reaches them.
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
 
 
@@ -143,10 +142,10 @@ def post_request(worker: Any, req: Any) -> None:
 
     A gevent worker goes on serving a keep-alive connection for as long as its
     client has the next request ready, so under load a few connections are
-    answered back to back while the others wait (p50 under 1 ms, p99 near a
-    second). ``gevent.idle()`` waits until the loop has served every other
-    connection that is ready: round-robin. ``gevent.sleep(0)`` was not enough
-    (p99 300-600 ms): it resumes this greenlet before the loop polls again.
+    answered back to back while the others wait (a long p99 tail).
+    ``gevent.idle()`` waits until the loop has served every other
+    connection that is ready: round-robin. ``gevent.sleep(0)`` is not enough: it
+    resumes this greenlet before the loop polls again.
     """
     if worker.cfg.worker_class_str == "gevent":
         import gevent
@@ -172,18 +171,15 @@ def post_worker_init(worker: Any) -> None:
     # SIGINT itself exits twice, and gevent prints a SystemExit traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _unknown_transfer_coding_is_400(worker)
-    from launchers.openfiles import ensure_open_files
-
-    ensure_open_files(worker.cfg.worker_connections)
+    limits.ensure_open_files(worker.cfg.worker_connections)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held since post_fork
 
 
 def _unknown_transfer_coding_is_400(worker: Any) -> None:
     """gunicorn answers an unknown Transfer-Encoding (``xchunked``, ``,chunked``) with 501.
 
-    RFC 9112 allows that, but it is the client's malformed request, and our
-    contract is that nothing a client sends gets a 5xx (a 5xx means our fault, and
-    pages someone): answer 400, as gunicorn does for every other framing error.
+    RFC 9112 allows that, but it is the client's malformed request, and nothing a
+    client sends should get a 5xx (a 5xx means our fault, and pages someone): answer 400, as gunicorn does for every other framing error.
     """
     from gunicorn.http.errors import InvalidHeader, UnsupportedTransferCoding
 
@@ -216,7 +212,7 @@ def serve(settings: Settings, *, app: Callable | None = None) -> None:
     class Embedded(BaseApplication):
         def load_config(self) -> None:
             for key, value in options(settings).items():
-                # launchers.run() has already checked the port and written the notices;
+                # launchers.run has already checked the port and written the notices;
                 # on_starting is for `gunicorn -c gunicorn_config.py`, where nothing has.
                 if value is not None and key != "on_starting":
                     self.cfg.set(key, value)
@@ -226,6 +222,6 @@ def serve(settings: Settings, *, app: Callable | None = None) -> None:
                 return app
             from app import create_app
 
-            return create_app(settings.flask_config())
+            return create_app(settings)
 
     Embedded().run()

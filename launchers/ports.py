@@ -19,30 +19,22 @@ import ipaddress
 import os
 import socket
 import sys
-import tomllib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from launchers.errors import BindError
+from launchers.holders import Holder, find_holder
+from settings.errors import BindError, Problem
+from settings.registry import is_windows
+from settings.replit import DEFAULT_INTERNAL_PORT
 
 UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 PROC_STATUS = Path("/proc/self/status")
-PROC = Path("/proc")
 CAP_NET_BIND_SERVICE = 10
 CLASSIC_PRIVILEGED_LIMIT = 1024
-REPLIT_FILE = Path(__file__).resolve().parent.parent / ".replit"
-DEFAULT_INTERNAL_PORT = 5000
-TCP_LISTEN = "0A"  # socket states in /proc/net/tcp
-TCP_CLOSE = "07"  # bound but not listening (still holds the port)
 
 
 def is_linux(platform: str = sys.platform) -> bool:
     return platform.startswith("linux")
-
-
-def is_windows(platform: str = sys.platform) -> bool:
-    return platform.startswith("win")
 
 
 def unprivileged_port_start(
@@ -75,10 +67,6 @@ def has_net_bind_capability(status_path: Path = PROC_STATUS) -> bool:
 
 def effective_uid() -> int | None:
     return os.geteuid() if hasattr(os, "geteuid") else None
-
-
-def is_root() -> bool:
-    return effective_uid() == 0
 
 
 _UNSET = object()
@@ -128,27 +116,9 @@ def port_rights(
     return PortRights(port, True, False, reason)
 
 
-def needs_privilege(port: int) -> bool:
-    return port < unprivileged_port_start()
-
-
 def can_bind_port(port: int) -> bool:
     """Whether this process has the right to bind ``port`` (not whether it is free)."""
     return port_rights(port).allowed
-
-
-def replit_internal_port(path: Path = REPLIT_FILE) -> int:
-    """The ``localPort`` that ``.replit`` maps to ``externalPort = 80``."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError):
-        return DEFAULT_INTERNAL_PORT
-    for entry in data.get("ports", []):
-        if isinstance(entry, dict) and entry.get("externalPort") == 80:
-            local = entry.get("localPort")
-            if isinstance(local, int) and 0 < local < 65536:
-                return local
-    return DEFAULT_INTERNAL_PORT
 
 
 def real_interpreter(executable: str = sys.executable) -> str:
@@ -184,91 +154,20 @@ def privileged_port_fixes(port: int, app_port: int = DEFAULT_INTERNAL_PORT) -> l
     ]
 
 
-def privileged_port_message(port: int, host: str) -> str:
-    rights = port_rights(port)
-    fixes = "\n".join(f"  {n}. {fix}" for n, fix in enumerate(privileged_port_fixes(port), 1))
-    return (
-        f"Cannot listen on {host}:{port}: {rights.reason}, so the server would stop with "
-        f"'PermissionError: [Errno 13] Permission denied'. Fixes, best first (docs/port-80.md "
-        f"compares them):\n{fixes}"
+def _problem(check: str, text: str, fix: str) -> Problem:
+    return Problem(check, BindError, text, fix)
+
+
+def privileged_port_problem(host: str, rights: PortRights) -> Problem:
+    fixes = "\n".join(
+        f"  {n}. {fix}" for n, fix in enumerate(privileged_port_fixes(rights.port), 1)
     )
-
-
-# --- who holds a port ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Holder:
-    pid: int
-    command: str
-
-    def __str__(self) -> str:
-        return f"pid {self.pid} ({self.command})" if self.command else f"pid {self.pid}"
-
-
-def _port_inodes(port: int, proc_net: Path, states: Iterable[str]) -> list[str]:
-    """Socket inodes bound to ``port`` in the given TCP states, from /proc/net/tcp{,6}."""
-    wanted = set(states)
-    inodes: list[str] = []
-    for name in ("tcp", "tcp6"):
-        try:
-            lines = (proc_net / name).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if len(cols) < 10:
-                continue
-            local, state, inode = cols[1], cols[3], cols[9]
-            try:
-                local_port = int(local.rsplit(":", 1)[1], 16)
-            except (IndexError, ValueError):
-                continue
-            if state in wanted and local_port == port and inode != "0":
-                inodes.append(inode)
-    return inodes
-
-
-def find_holder(port: int, proc: Path = PROC) -> Holder | None:
-    """The process listening on ``port`` (or else bound to it), where /proc lets us see it.
-
-    Another user's /proc/PID/fd is unreadable without root: then None.
-    """
-    for states in ((TCP_LISTEN,), (TCP_CLOSE,)):
-        inodes = _port_inodes(port, proc / "net", states)
-        if inodes:
-            holder = _owner_of({f"socket:[{i}]" for i in inodes}, proc)
-            if holder:
-                return holder
-    return None
-
-
-def _owner_of(targets: set[str], proc: Path) -> Holder | None:
-    for entry in sorted(proc.iterdir(), key=lambda p: (not p.name.isdigit(), len(p.name), p.name)):
-        if not entry.name.isdigit():
-            continue
-        try:
-            fds = list((entry / "fd").iterdir())
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(fd) in targets:
-                    return Holder(int(entry.name), _command(entry))
-            except OSError:
-                continue
-    return None
-
-
-def _command(proc_entry: Path) -> str:
-    """The holder's command line on one line (argv may hold newlines), shortened."""
-    try:
-        raw = (proc_entry / "cmdline").read_bytes()
-    except OSError:
-        return ""
-    text = " ".join(p.decode(errors="replace") for p in raw.split(b"\0") if p)
-    text = " ".join(text.split())
-    return text if len(text) <= 100 else text[:97] + "..."
+    return _problem(
+        "port",
+        f"Cannot listen on {host}:{rights.port}: {rights.reason}, so the server would stop with "
+        "'PermissionError: [Errno 13] Permission denied'.",
+        f"Fixes, best first (docs/port-80.md compares them):\n{fixes}",
+    )
 
 
 def next_free_port(host: str, port: int, tries: int = 20) -> int | None:
@@ -283,7 +182,7 @@ def _binds(host: str, port: int) -> bool:
     return try_bind(host, port) is None
 
 
-def in_use_message(port: int, host: str, holder: Holder | None, suggestion: int | None) -> str:
+def in_use_problem(host: str, port: int, holder: Holder | None, suggestion: int | None) -> Problem:
     if holder:
         who = f"by {holder}"
         stop = f"stop it (kill {holder.pid}; often it is an earlier run of this app)"
@@ -291,12 +190,12 @@ def in_use_message(port: int, host: str, holder: Holder | None, suggestion: int 
         who = "by a process this user cannot see (another user's, or another container's)"
         stop = "stop that process"
     other = f"PORT={suggestion}" if suggestion else "PORT set to another free port"
-    return (
+    return _problem(
+        "port",
         f"Cannot listen on {host}:{port}: port {port} is already in use {who}, so the server "
-        f"would stop with 'OSError: [Errno 98] Address already in use'. Either {stop}, or start "
-        f"on another port: {other} (and change whatever points at {port}). To see every "
-        f"listener on it:\n"
-        f"      ss -ltnp 'sport = :{port}'"
+        "would stop with 'OSError: [Errno 98] Address already in use'.",
+        f"Either {stop}, or start on another port: {other} (and change whatever points at "
+        f"{port}). To see every listener on it:\n      ss -ltnp 'sport = :{port}'",
     )
 
 
@@ -323,12 +222,6 @@ def _bind_once(host: str, port: int) -> None:
         sock.close()
 
 
-def check_rights(host: str, port: int) -> None:
-    """Raise BindError when this process may not bind ``port`` (Linux: decided, not tried)."""
-    if is_linux() and not can_bind_port(port):
-        raise BindError(privileged_port_message(port, host))
-
-
 def try_bind(host: str, port: int) -> OSError | None:
     """Bind and close as the servers would; the error, or None when the bind worked."""
     try:
@@ -338,39 +231,25 @@ def try_bind(host: str, port: int) -> OSError | None:
     return None
 
 
-def explain_bind_error(host: str, port: int, exc: OSError) -> str:
-    """The paragraph for a failed bind: in use, no right, or not an address of ours."""
+def bind_problem(host: str, port: int, exc: OSError) -> Problem:
+    """Why a bind failed: in use, no right, or not an address of this machine."""
     if exc.errno == errno.EADDRINUSE:
-        return in_use_message(port, host, find_holder(port), next_free_port(host, port))
+        return in_use_problem(host, port, find_holder(port), next_free_port(host, port))
     if exc.errno == errno.EACCES:
         # macOS and the BSDs: their rule is not readable, so the bind itself decides.
-        return privileged_port_message(port, host)
+        return privileged_port_problem(host, port_rights(port))
     if isinstance(exc, socket.gaierror):
-        return (
+        return _problem(
+            "address",
             f"Cannot listen on {host}:{port}: the host name {host!r} does not resolve "
-            f"({exc.strerror}). Set HOST to an IP address such as 0.0.0.0."
+            f"({exc.strerror}).",
+            "Set HOST to an IP address such as 0.0.0.0.",
         )
     if exc.errno in (errno.EADDRNOTAVAIL, getattr(errno, "EAFNOSUPPORT", -1)):
-        return (
+        return _problem(
+            "address",
             f"Cannot listen on {host}:{port}: {host} is not an address of this machine "
-            f"({exc.strerror}). Use HOST=0.0.0.0 for every interface or HOST=127.0.0.1 for "
-            "this machine only."
+            f"({exc.strerror}).",
+            "Use HOST=0.0.0.0 for every interface or HOST=127.0.0.1 for this machine only.",
         )
-    return f"Cannot listen on {host}:{port}: {exc.strerror or exc}."
-
-
-def check_free(host: str, port: int) -> None:
-    """Raise BindError when the pre-flight bind fails: in use, wrong address, no right."""
-    exc = try_bind(host, port)
-    if exc is not None:
-        raise BindError(explain_bind_error(host, port, exc))
-
-
-def check_bind(host: str, port: int) -> None:
-    """Before any server starts: the right to bind, then a real bind, or BindError.
-
-    Not in Werkzeug's reloader child, whose parent already bound the socket
-    (launchers.run skips it there).
-    """
-    check_rights(host, port)
-    check_free(host, port)
+    return _problem("port", f"Cannot listen on {host}:{port}: {exc.strerror or exc}.", "")

@@ -30,15 +30,12 @@ from collections.abc import Callable
 from typing import Any
 
 from app import create_app, lifecycle
-from launchers.openfiles import ensure_open_files
-from launchers.settings import Settings
+from app.security import HEADERS
+from launchers.limits import HEADER_FIELDS, HEADER_LINE_BYTES, REQUEST_LINE_BYTES, ensure_open_files
+from settings import Settings
 
 log = logging.getLogger("launchers.waitress")
 
-# The same limits gunicorn_config.py gives gunicorn (launchers/gunicorn.py).
-LIMIT_REQUEST_LINE = 8190
-LIMIT_REQUEST_FIELDS = 100
-LIMIT_REQUEST_FIELD_SIZE = 8190
 # Chunked framing is counted in waitress's body limit: leave room for it above
 # MAX_CONTENT_LENGTH, so the app (not the framing) decides at the limit.
 BODY_LIMIT_MARGIN = 64 * 1024
@@ -102,17 +99,17 @@ def strict_parser_class():
 def refusal(header_plus: bytes) -> tuple[str, str] | None:
     """Why this request head must be refused, as (kind, message), or None."""
     first, _, rest = header_plus.partition(b"\r\n")
-    if len(first) > LIMIT_REQUEST_LINE:
-        return "line", f"request line over {LIMIT_REQUEST_LINE} bytes"
+    if len(first) > REQUEST_LINE_BYTES:
+        return "line", f"request line over {REQUEST_LINE_BYTES} bytes"
     if _CONTROL.search(first) or not _VERSION.search(first):
         return "bad", "malformed request line"
     lines = rest.split(b"\r\n") if rest else []
-    if len(lines) > LIMIT_REQUEST_FIELDS:
-        return "fields", f"more than {LIMIT_REQUEST_FIELDS} header fields"
+    if len(lines) > HEADER_FIELDS:
+        return "fields", f"more than {HEADER_FIELDS} header fields"
     seen: dict[bytes, list[bytes]] = {}
     for line in lines:
-        if len(line) > LIMIT_REQUEST_FIELD_SIZE:
-            return "fields", f"a header field over {LIMIT_REQUEST_FIELD_SIZE} bytes"
+        if len(line) > HEADER_LINE_BYTES:
+            return "fields", f"a header field over {HEADER_LINE_BYTES} bytes"
         if line[:1] in (b" ", b"\t"):
             return "bad", "obsolete line folding"
         name, _, value = line.partition(b":")
@@ -135,8 +132,6 @@ def refusal(header_plus: bytes) -> tuple[str, str] | None:
 def json_error_task_class():
     """waitress's own error responses as JSON under /api/, like the app's, with its headers."""
     from waitress.task import ErrorTask
-
-    from app.security import HEADERS
 
     class JsonErrorTask(ErrorTask):
         def execute(self) -> None:
@@ -193,7 +188,7 @@ def serve(
 ) -> None:
     if create_server is None:
         from waitress.server import create_server
-    app = app or create_app(settings.flask_config())
+    app = app or create_app(settings)
     ensure_open_files(settings.worker_connections)
     server = create_server(app, **options(settings))
     server.channel_class = strict_channel_class()

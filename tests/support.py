@@ -24,41 +24,23 @@ from pathlib import Path
 
 import pytest
 
-from bench.procs import process_tree  # noqa: F401 - one /proc walker for bench and tests
+from settings import VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 NOBODY = 65534
 
-# Variables of ours (and the platforms') that must not leak from the developer's shell.
+# Variables that must not leak from the developer's shell: every one the settings read,
+# and the platforms' own that change what our code or gunicorn does.
 OUR_VARIABLES = (
-    "APP_ENV",
-    "APP_LAUNCHER",
-    "HOST",
-    "PORT",
-    "WEB_CONCURRENCY",
-    "WEB_THREADS",
-    "WORKER_CLASS",
-    "WORKER_CONNECTIONS",
-    "SECRET_KEY",
-    "TRUSTED_PROXY_HOPS",
-    "GRACEFUL_TIMEOUT",
-    "REQUEST_TIMEOUT",
-    "KEEPALIVE",
-    "MAX_REQUESTS",
-    "MAX_CONTENT_LENGTH",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "FLASK_DEBUG",
-    "FLASK_ENV",
-    "ALLOW_DEV_SERVER",
-    "REPLIT_DEPLOYMENT",
+    *VARIABLES,
     "REPL_ID",
-    "ENV_FILE",
+    "DYNO",
+    "INVOCATION_ID",
+    "KUBERNETES_SERVICE_HOST",
     "GUNICORN_CMD_ARGS",
     "FORWARDED_ALLOW_IPS",
-    "DYNO",
 )
 SECRET = "test-secret-key-0123456789abcdef"
 
@@ -72,6 +54,23 @@ def need_tool(name: str, why: str = "") -> str:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -394,6 +393,7 @@ def setpriv_prefix() -> list[str]:
 PROJECT_FILES = (
     "app",
     "launchers",
+    "settings",
     "main.py",
     "wsgi.py",
     "gunicorn_config.py",

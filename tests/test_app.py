@@ -1,43 +1,62 @@
-"""The app factory, through Flask's test client (both create_app paths)."""
+"""The app factory, through Flask's test client (every create_app path)."""
 
 from __future__ import annotations
 
 import pytest
 
 from app import create_app, lifecycle
-from launchers.settings import Context, load_settings
+from app.config import settings_of
+from settings import Context, load_settings
+from settings.errors import ConfigError
 from tests.support import SECRET
 
 
-@pytest.fixture
-def client():
-    return create_app({"TESTING": True}).test_client()
-
-
-def test_create_app_reads_the_environment_without_overrides(monkeypatch):
-    monkeypatch.setenv("ENV_FILE", "none")
+def test_create_app_reads_the_environment_without_an_argument(monkeypatch, tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("LOG_FORMAT=json\n")
+    monkeypatch.setenv("ENV_FILE", str(dotenv))
     monkeypatch.setenv("APP_ENV", "testing")
     monkeypatch.setenv("MAX_CONTENT_LENGTH", "1234")
     app = create_app()
-    assert app.config["APP_ENV"] == "testing" and app.config["MAX_CONTENT_LENGTH"] == 1234
+    assert settings_of(app).env == "testing" and app.config["MAX_CONTENT_LENGTH"] == 1234
+    assert settings_of(app).log_format == "json" and app.testing
 
 
-def test_create_app_takes_a_settings_object_and_overrides():
+def test_create_app_takes_a_settings_object():
     settings = load_settings(
-        {"APP_ENV": "production", "SECRET_KEY": SECRET},
+        {"APP_ENV": "production", "SECRET_KEY": SECRET, "MAX_CONTENT_LENGTH": "10"},
         dotenv_path=None,
         context=Context(platform="linux", usable_cpus=lambda: 1),
     )
-    app = create_app({**settings.flask_config(), "MAX_CONTENT_LENGTH": 10})
-    assert app.config["APP_ENV"] == "production" and app.config["SECRET_KEY"] == SECRET
+    app = create_app(settings)
+    assert settings_of(app) is settings and app.config["SECRET_KEY"] == SECRET
     assert app.config["MAX_CONTENT_LENGTH"] == 10 and not app.debug
+
+
+def test_a_test_configuration_reads_nothing_else(monkeypatch, tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("APP_ENV=production\nMAX_CONTENT_LENGTH=10\n")
+    monkeypatch.setenv("ENV_FILE", str(dotenv))
+    monkeypatch.setenv("TRUSTED_PROXY_HOPS", "3")
+    app = create_app({"APP_ENV": "testing", "LOG_LEVEL": "warning", "TESTING": False})
+    settings = settings_of(app)
+    assert (settings.env, settings.log_level, settings.proxy_hops) == ("testing", "warning", 0)
+    assert app.config["MAX_CONTENT_LENGTH"] == 1024 * 1024
+    assert app.testing is False  # a key that names no setting is a Flask key, set last
+
+
+def test_a_test_configuration_is_checked_like_the_environment():
+    with pytest.raises(ConfigError, match="PORT='abc'"):
+        create_app({"PORT": "abc"})
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        create_app({"APP_ENV": "production"})
 
 
 def test_index_names_launcher_and_environment(client):
     r = client.get("/")
     assert r.status_code == 200 and r.mimetype == "text/html"
     page = r.get_data(as_text=True)
-    assert "development" in page and "/healthz" in page and "/api/info" in page
+    assert "testing" in page and "/healthz" in page and "/api/info" in page
 
 
 def test_health_and_readiness(client):
@@ -84,7 +103,7 @@ def test_method_not_allowed_keeps_allow_header(client):
 
 
 def test_unexpected_error_is_a_generic_500_without_traceback():
-    app = create_app({"TESTING": False, "DEBUG": False})
+    app = create_app({"APP_ENV": "production", "SECRET_KEY": SECRET})
 
     @app.get("/api/boom")
     def boom():
@@ -130,9 +149,9 @@ def test_forwarded_headers_ignored_unless_trusted():
         "X-Forwarded-Proto": "https",
         "X-Forwarded-Host": "example.com",
     }
-    plain = create_app({"TESTING": True}).test_client().get("/api/info", headers=headers).json
+    plain = create_app({"APP_ENV": "testing"}).test_client().get("/api/info", headers=headers).json
     assert plain["remote_addr"] == "127.0.0.1" and plain["scheme"] == "http"
-    trusted = create_app({"TESTING": True, "TRUSTED_PROXY_HOPS": 1}).test_client()
+    trusted = create_app({"APP_ENV": "testing", "TRUSTED_PROXY_HOPS": 1}).test_client()
     r = trusted.get("/api/info", headers=headers)
     assert r.json["remote_addr"] == "203.0.113.9" and r.json["scheme"] == "https"
     assert r.json["host"] == "example.com" and "Strict-Transport-Security" in r.headers

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from launchers.cpus import usable_cpus
+from settings.cpus import usable_cpus
 
 
 def cgroup_fixture(tmp_path: Path, membership: str, files: dict[str, str]) -> tuple[Path, Path]:

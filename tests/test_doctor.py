@@ -5,14 +5,15 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from launchers import doctor, ports
+from launchers import checks, doctor, ports
 from launchers.doctor import OK, PROBLEM, WARNING, Facts, Finding
-from launchers.settings import load_settings
+from launchers.holders import Holder
+from settings import Context, load_settings
+from settings.errors import BindError, ConfigError, LauncherUnavailable
 from tests.support import (
     PYTHON,
     ROOT,
@@ -26,11 +27,12 @@ from tests.support import (
     setpriv_prefix,
 )
 
-VERSIONS = {"flask": "3.1.3", "werkzeug": "3.1.9", "gunicorn": "27.0.1", "waitress": "3.0.2"}
+PINS = doctor.pinned_versions(ROOT / "requirements.txt")
+VERSIONS = {name: PINS[name] for name in ("flask", "werkzeug", "gunicorn", "waitress")}
 
 
 def facts(**changes) -> Facts:
-    """A plain Linux machine with the advisory-free versions installed, as the default."""
+    """A plain Linux machine with requirements.txt's pinned versions installed, as the default."""
     values = {
         "environ": {},
         "platform": "linux",
@@ -41,22 +43,54 @@ def facts(**changes) -> Facts:
         "net_bind_capability": False,
         "versions": VERSIONS,
         "replit_file": ROOT / ".replit",
+        "requirements": ROOT / "requirements.txt",
         **changes,
     }
     return Facts(**values)
 
 
-def settings(**environ):
-    env = {"ENV_FILE": "none", **{k: str(v) for k, v in environ.items()}}
-    return load_settings(env, dotenv_path=None, check=False)
+def _environ(environ: dict) -> dict[str, str]:
+    return {"ENV_FILE": "none", **{k: str(v) for k, v in environ.items()}}
+
+
+def _context(env: dict[str, str], platform: str) -> Context:
+    """As ``diagnose`` builds it from the facts."""
+    return Context(platform=platform, replit_deployment=env.get("REPLIT_DEPLOYMENT") == "1")
+
+
+def settings(platform: str = "linux", **environ):
+    env = _environ(environ)
+    return load_settings(env, dotenv_path=None, context=_context(env, platform), check=False)
+
+
+def refused_start(platform: str = "linux", **environ) -> ConfigError:
+    """The error a start (``load_settings`` with its checks) refuses with."""
+    env = _environ(environ)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env, dotenv_path=None, context=_context(env, platform))
+    return refused.value
+
+
+def said(finding: Finding) -> str:
+    """A finding as one message: what a refused start prints (``Problem.message``)."""
+    return f"{finding.text} {finding.fix}"
 
 
 def levels(findings: list[Finding]) -> set[str]:
     return {f.level for f in findings}
 
 
+def problems(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.level == PROBLEM]
+
+
 def text(findings: list[Finding]) -> str:
     return "\n".join(f"{f.level} {f.check} {f.text} {f.fix}" for f in findings)
+
+
+def doctor_environ(**environ) -> dict[str, str]:
+    """For ``diagnose``: a free loopback port, so its real test bind succeeds."""
+    return _environ({"PORT": free_port(), "HOST": "127.0.0.1", **environ})
 
 
 # --- platform ----------------------------------------------------------------------------
@@ -101,6 +135,11 @@ def test_a_replit_deployment_names_the_internal_port(tmp_path: Path):
     assert "localPort 8123" in text(found)
 
 
+def test_the_container_note_names_the_port_the_settings_bind():
+    found = doctor.check_platform(facts(container_files=("/.dockerenv",)), settings(PORT=8000))
+    assert "docker run -p 80:8000" in text(found)
+
+
 # --- launcher ----------------------------------------------------------------------------
 
 
@@ -109,25 +148,38 @@ def test_a_replit_deployment_names_the_internal_port(tmp_path: Path):
     [
         ({}, "linux", "auto chooses dev (APP_ENV=development)"),
         ({"APP_ENV": "production", "SECRET_KEY": SECRET}, "linux", "auto chooses gunicorn"),
+        ({"APP_ENV": "production", "SECRET_KEY": SECRET}, "win32", "auto chooses waitress"),
         ({"APP_LAUNCHER": "waitress"}, "linux", "APP_LAUNCHER=waitress (from environment)"),
     ],
 )
 def test_the_launcher_and_why(environ, platform, words):
-    found = doctor.check_launcher(settings(**environ), facts(platform=platform))
-    assert found.level == OK and words in found.text
+    found = doctor.check_launcher(settings(platform, **environ), facts(platform=platform))
+    assert levels(found) == {OK} and words in text(found) and "is installed" in text(found)
 
 
 def test_gunicorn_on_windows_is_a_problem():
-    found = doctor.check_launcher(settings(APP_LAUNCHER="gunicorn"), facts(platform="win32"))
-    assert found.level == PROBLEM and "Windows" in found.text and "waitress" in found.fix
+    found = doctor.check_launcher(
+        settings("win32", APP_LAUNCHER="gunicorn"), facts(platform="win32")
+    )
+    (problem,) = problems(found)
+    assert "Windows" in problem.text and "waitress" in problem.fix
 
 
 def test_a_launcher_that_is_not_installed_is_a_problem():
     found = doctor.check_launcher(
         settings(APP_LAUNCHER="waitress"), facts(versions={**VERSIONS, "waitress": None})
     )
-    assert found.level == PROBLEM and "'waitress' is not installed" in found.text
-    assert "pip install" in found.fix
+    (problem,) = problems(found)
+    assert "'waitress'" in problem.text and "not installed" in problem.text
+    assert "pip install" in problem.fix
+
+
+def test_the_launcher_problem_is_the_refused_start_in_the_same_words():
+    chosen = settings("win32", APP_LAUNCHER="gunicorn")
+    (problem,) = problems(doctor.check_launcher(chosen, facts(platform="win32")))
+    with pytest.raises(LauncherUnavailable) as refused:
+        checks.load_launcher(chosen)
+    assert str(refused.value) == said(problem)
 
 
 # --- bind address -------------------------------------------------------------------------
@@ -144,12 +196,6 @@ def test_a_launcher_that_is_not_installed_is_a_problem():
             WARNING,
             "inside a container",
         ),
-        (
-            {"HOST": "127.0.0.1", "REPLIT_DEPLOYMENT": "1", "SECRET_KEY": SECRET},
-            {"environ": {"REPLIT_DEPLOYMENT": "1"}},
-            PROBLEM,
-            "this port was never opened",
-        ),
         ({"HOST": "0.0.0.0"}, {}, OK, "every interface"),
         ({"HOST": "0.0.0.0", "TRUSTED_PROXY_HOPS": "1"}, {}, WARNING, "bypass the proxy"),
         ({"HOST": "::", "TRUSTED_PROXY_HOPS": "2"}, {}, WARNING, "bypass the proxy"),
@@ -158,112 +204,144 @@ def test_a_launcher_that_is_not_installed_is_a_problem():
     ],
 )
 def test_bind_address(environ, machine, level, words):
-    found = doctor.check_bind_address(settings(**environ), facts(**machine))
+    (found,) = doctor.check_bind_address(settings(**environ), facts(**machine))
     assert found.level == level and words in found.text
     assert (found.fix != "") == (level != OK)
 
 
-# --- port rights and holder ------------------------------------------------------------------
+def test_a_loopback_host_in_a_replit_deployment_is_the_start_rule_reported_once():
+    environ = {"HOST": "127.0.0.1", "REPLIT_DEPLOYMENT": "1", "SECRET_KEY": SECRET}
+    replit = facts(environ={"REPLIT_DEPLOYMENT": "1"})
+    # Not the address check's own finding, but the rule a start refuses (settings.rules).
+    assert doctor.check_bind_address(settings(**environ), replit) == []
+    (problem,) = problems(doctor.check_production(settings(**environ)))
+    assert problem.check == "address" and "this port was never opened" in problem.text
+    assert "HOST=127.0.0.1 in a Replit deployment" in problem.text and "HOST=0.0.0.0" in problem.fix
+    assert said(problem) == str(refused_start(**environ))
+    # diagnose lists it exactly once.
+    found = doctor.diagnose(facts=facts(environ=doctor_environ(**environ)))
+    assert [f.check for f in problems(found) if f.check == "address"] == ["address"]
 
 
-def test_an_unprivileged_port_is_fine():
-    found = doctor.check_port_rights(settings(PORT=5000), facts())
-    assert levels(found) == {OK} and "unprivileged" in text(found)
+# --- port: rights, holder, bind -------------------------------------------------------------
 
 
-def test_a_privileged_port_without_the_right_is_a_problem_with_every_fix():
-    found = doctor.check_port_rights(settings(PORT=80), facts(uid=65534))
-    assert levels(found) == {PROBLEM}
-    (finding,) = found
-    assert "port 80 is privileged (below 1024)" in finding.text and "uid 65534" in finding.text
-    for words in ("deploy/nginx/", "docker run -p 80:", "AmbientCapabilities", "REDIRECT"):
-        assert words in finding.fix
-    assert f"setcap 'cap_net_bind_service=+ep' {ports.real_interpreter()}" in finding.fix
+def binds(host: str, port: int) -> OSError | None:
+    return None
 
 
-def test_the_capability_is_reported():
-    found = doctor.check_port_rights(settings(PORT=80), facts(uid=65534, net_bind_capability=True))
-    assert levels(found) == {OK} and "has CAP_NET_BIND_SERVICE" in text(found)
-
-
-def test_root_on_a_privileged_port_is_a_warning():
-    found = doctor.check_port_rights(settings(PORT=443), facts(uid=0))
-    assert levels(found) == {WARNING} and "root's power" in text(found)
-
-
-def test_a_container_that_lowered_the_start_needs_nothing():
-    found = doctor.check_port_rights(settings(PORT=80), facts(uid=65534, unprivileged_start=0))
-    assert levels(found) == {OK}
-
-
-def test_windows_has_no_privileged_ports():
-    found = doctor.check_port_rights(settings(PORT=80), facts(uid=None, platform="win32"))
-    assert levels(found) == {OK}
-
-
-def test_the_replit_port_notice_is_shown(monkeypatch):
-    monkeypatch.setattr(ports, "has_net_bind_capability", lambda *a: False)
-    monkeypatch.setattr(ports, "effective_uid", lambda: 65534)
-    replit_settings = settings(PORT=80, REPLIT_DEPLOYMENT=1, SECRET_KEY=SECRET)
-    assert replit_settings.port == 5000
-    found = doctor.check_port_rights(
-        replit_settings, facts(uid=65534, environ={"REPLIT_DEPLOYMENT": "1"})
-    )
-    assert levels(found) == {OK} and "PORT=80 ignored" in text(found)
+def must_not_bind(host: str, port: int) -> OSError | None:
+    raise AssertionError("no test bind without the right")
 
 
 def in_use(host: str, port: int) -> OSError:
     return OSError(errno.EADDRINUSE, "Address already in use")
 
 
-def test_a_free_port():
-    found = doctor.check_port_free(
-        settings(PORT=5000), facts(), try_bind=lambda h, p: None, find_holder=lambda p: None
+def test_an_unprivileged_free_port_is_fine():
+    found = doctor.check_port(settings(PORT=5000), facts(), try_bind=binds)
+    assert levels(found) == {OK} and "unprivileged" in text(found)
+    assert "0.0.0.0:5000 is free" in text(found)
+
+
+def test_a_privileged_port_without_the_right_is_a_problem_with_every_fix():
+    found = doctor.check_port(settings(PORT=80), facts(uid=65534), try_bind=must_not_bind)
+    (finding,) = found  # and no test bind
+    assert finding.level == PROBLEM and finding.check == "port"
+    assert "port 80 is privileged (below 1024)" in finding.text and "uid 65534" in finding.text
+    assert "Permission denied" in finding.text
+    for words in ("deploy/nginx/", "docker run -p 80:", "AmbientCapabilities", "REDIRECT"):
+        assert words in finding.fix
+    assert f"setcap 'cap_net_bind_service=+ep' {ports.real_interpreter()}" in finding.fix
+
+
+def test_a_privileged_port_without_the_right_is_only_that_problem(monkeypatch):
+    # A start refuses on the right before any bind, so doctor looks for no holder either.
+    monkeypatch.setattr(ports, "find_holder", lambda port: Holder(4242, "the-holder"))
+    found = doctor.check_port(settings(PORT=80), facts(uid=65534), try_bind=must_not_bind)
+    assert len(found) == 1 and "privileged" in found[0].text
+    assert "the-holder" not in text(found) and "already in use" not in text(found)
+
+
+def test_the_capability_is_reported():
+    found = doctor.check_port(
+        settings(PORT=80), facts(uid=65534, net_bind_capability=True), try_bind=binds
     )
-    assert found.level == OK and "free" in found.text
+    assert levels(found) == {OK} and "has CAP_NET_BIND_SERVICE" in text(found)
 
 
-def test_a_held_port_names_its_holder():
-    holder = ports.Holder(4321, "python main.py")
-    found = doctor.check_port_free(
-        settings(PORT=5000, HOST="127.0.0.1"),
-        facts(),
-        try_bind=in_use,
-        find_holder=lambda p: holder,
+def test_root_on_a_privileged_port_is_a_warning():
+    found = doctor.check_port(settings(PORT=443), facts(uid=0), try_bind=binds)
+    (warning,) = [f for f in found if f.level == WARNING]
+    assert "root's power" in warning.text and "reverse proxy" in warning.fix
+    assert PROBLEM not in levels(found)
+
+
+def test_a_container_that_lowered_the_start_needs_nothing():
+    found = doctor.check_port(
+        settings(PORT=80), facts(uid=65534, unprivileged_start=0), try_bind=binds
     )
-    assert found.level == PROBLEM and "in use by pid 4321 (python main.py)" in found.text
-    assert "kill 4321" in found.fix and "PORT=" in found.fix
+    assert levels(found) == {OK}
 
 
-def test_a_held_port_whose_holder_is_hidden():
-    found = doctor.check_port_free(
-        settings(PORT=5000), facts(), try_bind=in_use, find_holder=lambda p: None
+def test_windows_has_no_privileged_ports():
+    found = doctor.check_port(
+        settings("win32", PORT=80), facts(uid=None, platform="win32"), try_bind=binds
     )
-    assert found.level == PROBLEM and "cannot see" in found.text and "ss -ltnp" in found.fix
+    assert levels(found) == {OK}
 
 
-def test_a_privileged_port_is_not_test_bound_but_its_holder_is_still_found():
-    def must_not_bind(host, port):
-        raise AssertionError("no test bind without the right")
+def test_the_replit_port_notice_is_shown():
+    machine = facts(uid=65534, environ={"REPLIT_DEPLOYMENT": "1"})
+    loaded = settings(PORT=80, REPLIT_DEPLOYMENT=1, SECRET_KEY=SECRET)
+    prepared = checks.prepare(loaded, rights=doctor.rights(loaded, machine))
+    assert prepared.port == 5000  # the repository's .replit localPort
+    found = doctor.check_port(prepared, machine, try_bind=binds)
+    assert levels(found) == {OK} and "PORT=80 ignored" in text(found)
 
-    holder = ports.Holder(1, "nginx: master process")
-    found = doctor.check_port_free(
-        settings(PORT=80), facts(uid=65534), try_bind=must_not_bind, find_holder=lambda p: holder
-    )
-    assert found.level == PROBLEM and "nginx" in found.text
-    found = doctor.check_port_free(
-        settings(PORT=80), facts(uid=65534), try_bind=must_not_bind, find_holder=lambda p: None
-    )
-    assert found.level == OK
+
+def test_a_privileged_port_that_may_be_bound_is_kept_in_a_replit_deployment():
+    machine = facts(uid=0, environ={"REPLIT_DEPLOYMENT": "1"})
+    loaded = settings(PORT=80, REPLIT_DEPLOYMENT=1, SECRET_KEY=SECRET)
+    prepared = checks.prepare(loaded, rights=doctor.rights(loaded, machine))
+    assert prepared.port == 80 and prepared.notices == ()
+
+
+def test_a_held_port_names_its_holder(monkeypatch):
+    monkeypatch.setattr(ports, "find_holder", lambda port: Holder(4321, "python main.py"))
+    monkeypatch.setattr(ports, "next_free_port", lambda host, port: 5001)
+    found = doctor.check_port(settings(PORT=5000, HOST="127.0.0.1"), facts(), try_bind=in_use)
+    (problem,) = problems(found)
+    assert problem.check == "port" and "in use by pid 4321 (python main.py)" in problem.text
+    assert "kill 4321" in problem.fix and "PORT=5001" in problem.fix
+
+
+def test_a_held_port_whose_holder_is_hidden(monkeypatch):
+    monkeypatch.setattr(ports, "find_holder", lambda port: None)
+    found = doctor.check_port(settings(PORT=5000), facts(), try_bind=in_use)
+    (problem,) = problems(found)
+    assert "cannot see" in problem.text and "ss -ltnp" in problem.fix
+
+
+def test_a_held_port_is_the_refused_start_in_the_same_words(monkeypatch):
+    monkeypatch.setattr(ports, "next_free_port", lambda host, port: port + 1)
+    with port_holder() as (port, pid):
+        held = settings(PORT=port, HOST="127.0.0.1")
+        (problem,) = problems(doctor.check_port(held, facts(uid=os.geteuid())))
+        with pytest.raises(BindError) as refused:
+            checks.preflight(held)
+    assert f"in use by pid {pid}" in problem.text
+    assert str(refused.value) == said(problem)
 
 
 def test_an_address_that_is_not_ours():
-    found = doctor.check_port_free(
+    found = doctor.check_port(
         settings(HOST="10.9.9.9"),
         facts(),
         try_bind=lambda h, p: OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"),
     )
-    assert found.level == PROBLEM and "not an address of this machine" in found.text
+    (problem,) = problems(found)
+    assert problem.check == "address" and "not an address of this machine" in problem.text
 
 
 # --- .replit -------------------------------------------------------------------------------
@@ -340,25 +418,48 @@ def test_the_repository_replit_file_is_consistent():
 
 # --- production rules ----------------------------------------------------------------------
 
+PRODUCTION_PROBLEMS = [
+    ({"APP_ENV": "production"}, "secrets", "needs SECRET_KEY, and it is not set"),
+    ({"APP_ENV": "production", "SECRET_KEY": "short"}, "secrets", "too weak"),
+    ({"APP_ENV": "production", "SECRET_KEY": SECRET, "FLASK_DEBUG": "1"}, "debug", "FLASK"),
+    (
+        {"APP_ENV": "production", "SECRET_KEY": SECRET, "APP_LAUNCHER": "dev"},
+        "launcher",
+        "APP_LAUNCHER=dev",
+    ),
+]
 
-@pytest.mark.parametrize(
-    ("environ", "check", "words"),
-    [
-        ({"APP_ENV": "production"}, "secrets", "SECRET_KEY is not set"),
-        ({"APP_ENV": "production", "SECRET_KEY": "short"}, "secrets", "too weak"),
-        ({"APP_ENV": "production", "SECRET_KEY": SECRET, "FLASK_DEBUG": "1"}, "debug", "FLASK"),
-        (
-            {"APP_ENV": "production", "SECRET_KEY": SECRET, "APP_LAUNCHER": "dev"},
-            "launcher",
-            "APP_LAUNCHER=dev",
-        ),
-    ],
-)
+
+@pytest.mark.parametrize(("environ", "check", "words"), PRODUCTION_PROBLEMS)
 def test_production_problems(environ, check, words):
     found = doctor.check_production(settings(**environ))
-    problems = [f for f in found if f.level == PROBLEM]
-    assert [f.check for f in problems] == [check] and words in problems[0].text
-    assert problems[0].fix
+    assert [f.check for f in problems(found)] == [check] and words in problems(found)[0].text
+    assert problems(found)[0].fix
+
+
+@pytest.mark.parametrize(("environ", "check", "words"), PRODUCTION_PROBLEMS)
+def test_each_production_problem_is_the_refused_start_in_the_same_words(environ, check, words):
+    (problem,) = problems(doctor.check_production(settings(**environ)))
+    assert said(problem) == str(refused_start(**environ))
+
+
+def test_a_missing_secret_is_one_wording_with_the_command_that_makes_one():
+    (problem,) = problems(doctor.check_production(settings(APP_ENV="production")))
+    refused = str(refused_start(APP_ENV="production"))
+    assert refused == said(problem)
+    assert "secrets.token_hex(32)" in problem.fix and "secrets.token_hex(32)" in refused
+
+
+def test_a_start_refuses_on_the_first_problem_and_doctor_lists_them_all():
+    environ = {"APP_ENV": "production", "FLASK_DEBUG": "1"}
+    listed = problems(doctor.check_production(settings(**environ)))
+    assert [f.check for f in listed] == ["secrets", "debug"]
+    refused = str(refused_start(**environ))
+    assert refused == said(listed[0]) and "FLASK_DEBUG" not in refused
+    found = doctor.diagnose(facts=facts(environ=doctor_environ(**environ)))
+    assert [(f.check, f.text) for f in problems(found)] == [(f.check, f.text) for f in listed]
+    assert doctor.exit_code(found) == 1
+    assert "2 problems" in doctor.render(found).splitlines()[-1]
 
 
 def test_a_good_production_setup():
@@ -380,49 +481,100 @@ def test_an_exposed_debugger_in_development_is_a_warning():
     assert levels(local) == {OK}
 
 
-# --- versions ------------------------------------------------------------------------------
+# --- versions: the installed ones against requirements.txt's pins -------------------------
+
+PINNED = """# a comment, and a line that pins nothing
+-r other-requirements.txt
+flask==3.1.3
+werkzeug==3.1.9
+gunicorn[gevent]==27.0.1; sys_platform != "win32"
+waitress==3.0.2
+"""
+PINNED_VERSIONS = {"flask": "3.1.3", "werkzeug": "3.1.9", "gunicorn": "27.0.1", "waitress": "3.0.2"}
 
 
-def test_versions_at_or_above_the_minimums():
-    found = doctor.check_versions(facts(), "gunicorn")
-    assert levels(found) == {OK} and "Flask 3.1.3" in text(found)
+def pinned(tmp_path: Path, **installed: str | None) -> Facts:
+    """A machine with PINNED's versions installed, but for ``installed``; its requirements.txt is PINNED."""
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(PINNED)
+    return facts(versions={**PINNED_VERSIONS, **installed}, requirements=requirements)
+
+
+def test_pinned_versions_reads_name_version_lines(tmp_path: Path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(
+        PINNED
+        + "Jinja2 == 3.1.6  # case and spaces\nblinker>=1.9\nzope.event==6.2; python_version > '3'\n"
+    )
+    assert doctor.pinned_versions(requirements) == {
+        **PINNED_VERSIONS,
+        "jinja2": "3.1.6",
+        "zope.event": "6.2",
+    }
+    assert doctor.pinned_versions(tmp_path / "missing.txt") == {}
+
+
+def test_the_pinned_versions_installed_are_ok():
+    found = doctor.check_versions(facts(), "gunicorn")  # the repository's requirements.txt
+    assert levels(found) == {OK} and "(as pinned)" in text(found)
+    for package, version in VERSIONS.items():
+        assert f"{package} {version}" in text(found)
 
 
 @pytest.mark.parametrize(
     ("package", "version"),
-    [("flask", "3.1.2"), ("werkzeug", "3.1.5"), ("gunicorn", "22.0.0"), ("waitress", "3.0.0")],
+    [
+        ("flask", "3.1.2"),  # older
+        ("werkzeug", "3.2.0"),  # newer: a version the project did not test, still a warning
+        ("gunicorn", "22.0.0"),  # not even the chosen launcher's
+        ("waitress", "3.0.2rc1"),
+    ],
 )
-def test_an_old_version_is_a_warning(package, version):
-    found = doctor.check_versions(facts(versions={**VERSIONS, package: version}), "dev")
-    old = [f for f in found if f.level == WARNING]
-    assert len(old) == 1 and version in old[0].text and f"{package}>=" in old[0].fix
-
-
-def test_a_missing_package_matters_only_when_needed():
-    found = doctor.check_versions(facts(versions={**VERSIONS, "gunicorn": None}), "waitress")
-    assert levels(found) == {OK} and "gunicorn not installed (not needed here)" in text(found)
-    found = doctor.check_versions(facts(versions={**VERSIONS, "gunicorn": None}), "gunicorn")
-    assert PROBLEM in levels(found)
+def test_a_version_other_than_the_pin_is_a_warning(tmp_path: Path, package, version):
+    found = doctor.check_versions(pinned(tmp_path, **{package: version}), "dev")
+    (warning,) = [f for f in found if f.level == WARNING]
+    assert warning.check == "versions" and PROBLEM not in levels(found)
+    assert f"{package} {version} is installed" in warning.text
+    assert f"requirements.txt pins {PINNED_VERSIONS[package]}" in warning.text
+    assert "pip install -r requirements.txt" in warning.fix
+    (fine,) = [f for f in found if f.level == OK]
+    assert package not in fine.text
+    for other, pin in PINNED_VERSIONS.items():
+        assert (f"{other} {pin}" in fine.text) == (other != package)
+    assert doctor.exit_code(found) == 0
 
 
 @pytest.mark.parametrize(
-    ("installed", "minimum", "older"),
+    ("package", "launcher"),
     [
-        ("3.1.2", "3.1.3", True),
-        ("3.1.3", "3.1.3", False),
-        ("3.1.10", "3.1.6", False),  # not a string comparison
-        ("3.1.6rc1", "3.1.6", True),  # a pre-release comes before its release
-        ("23.0.0", "23.0.0", False),
+        ("flask", "gunicorn"),
+        ("werkzeug", "waitress"),
+        ("werkzeug", "dev"),
+        ("gunicorn", "gunicorn"),
+        ("waitress", "waitress"),
     ],
 )
-def test_version_comparison(installed, minimum, older):
-    assert doctor.is_older(installed, minimum) is older
+def test_a_missing_package_the_app_needs_is_a_problem(tmp_path: Path, package, launcher):
+    found = doctor.check_versions(pinned(tmp_path, **{package: None}), launcher)
+    (problem,) = problems(found)
+    assert problem.check == "versions" and f"{package} is not installed" in problem.text
+    assert "pip install -r requirements.txt" in problem.fix
 
 
-def test_version_comparison_without_packaging(monkeypatch):
-    monkeypatch.setitem(sys.modules, "packaging.version", None)  # import now fails
-    assert doctor.is_older("3.1.10", "3.1.6") is False
-    assert doctor.is_older("2.9", "3.0.1") is True
+@pytest.mark.parametrize(
+    ("package", "launcher"),
+    [("gunicorn", "waitress"), ("gunicorn", "dev"), ("waitress", "gunicorn")],
+)
+def test_a_missing_package_not_needed_here_is_not_a_problem(tmp_path: Path, package, launcher):
+    found = doctor.check_versions(pinned(tmp_path, **{package: None}), launcher)
+    assert levels(found) == {OK} and package not in text(found)  # not claimed as pinned
+
+
+def test_without_the_settings_only_flask_is_needed(tmp_path: Path):
+    found = doctor.check_versions(pinned(tmp_path, gunicorn=None, waitress=None), None)
+    assert levels(found) == {OK}
+    found = doctor.check_versions(pinned(tmp_path, werkzeug=None), None)
+    assert [f.check for f in problems(found)] == ["versions"]
 
 
 # --- putting it together -------------------------------------------------------------------
@@ -450,9 +602,36 @@ def test_exit_code():
 
 def test_a_malformed_setting_is_a_problem_and_the_rest_still_runs():
     found = doctor.diagnose(facts=facts(environ={"ENV_FILE": "none", "PORT": "abc"}))
-    problems = [f for f in found if f.level == PROBLEM]
-    assert len(problems) == 1 and "PORT='abc'" in problems[0].text
-    assert any(f.check == "platform" for f in found) and any(f.check == "versions" for f in found)
+    (problem,) = problems(found)
+    assert problem.check == "settings" and "PORT='abc'" in problem.text
+    assert any(f.check == "platform" for f in found)
+    assert [f.level for f in found if f.check == "versions"] == [OK]
+
+
+def test_a_malformed_setting_still_reports_a_missing_package():
+    machine = facts(
+        environ={"ENV_FILE": "none", "PORT": "abc"}, versions={**VERSIONS, "flask": None}
+    )
+    found = doctor.diagnose(facts=machine)
+    assert [f.check for f in problems(found)] == ["settings", "versions"]
+
+
+def test_diagnose_reads_the_settings_for_the_platform_of_the_facts():
+    machine = facts(
+        platform="win32",
+        uid=None,
+        environ=doctor_environ(APP_ENV="production", SECRET_KEY=SECRET),
+    )
+    found = doctor.diagnose(facts=machine)
+    assert problems(found) == [], text(found)
+    assert "auto chooses waitress" in text(found) and "Windows:" in text(found)
+
+
+def test_diagnose_reads_a_replit_deployment_from_the_facts():
+    # REPLIT_DEPLOYMENT=1 makes production the default: the secret is then required.
+    found = doctor.diagnose(facts=facts(environ=doctor_environ(REPLIT_DEPLOYMENT="1")))
+    assert "secrets" in [f.check for f in problems(found)]
+    assert "a Replit deployment" in text(found)
 
 
 # --- the command, for real -------------------------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from launchers.errors import BindError, ConfigError, LauncherUnavailable
+from settings.errors import BindError, ConfigError, LauncherUnavailable
 from tests.support import (
     IN_CI,
     PYTHON,
@@ -36,6 +36,9 @@ from tests.support import (
     running,
     setpriv_prefix,
 )
+
+# Each test starts real servers or tools: left out of the quick `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
 
 # How each launcher is started: main.py with APP_LAUNCHER, or gunicorn's own command.
 LAUNCHES = {

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from launchers.settings import BY_ENV
+from settings import BY_ENV
 from tests.support import (
     PYTHON,
     ROOT,
@@ -32,6 +32,9 @@ from tests.support import (
     need_tool,
     running,
 )
+
+# Each test starts real servers or tools: left out of the quick `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
 
 SITE = ROOT / "deploy" / "nginx" / "flask-app.conf"
 UPSTREAM_PORT = 8000

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from launchers.gunicorn import options
-from launchers.settings import BY_ENV, load_settings
+from settings import BY_ENV, load_settings
 from tests.support import (
     PYTHON,
     ROOT,
@@ -45,6 +45,9 @@ from tests.support import (
     process_tree,
     running,
 )
+
+# Each test starts real servers or tools: left out of the quick `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
 
 INTERNAL_PORT = 5000  # the one internal port: .replit, settings, Docker, README
 PROXIED_PORT = 8000  # the app behind nginx on a VPS: nginx site and systemd unit
@@ -657,9 +660,10 @@ def test_one_internal_port_everywhere(dockerfile):
 def test_guides_exist_and_error_messages_point_at_real_files():
     for guide in GUIDES:
         assert (ROOT / guide).is_file(), guide
-    from launchers.ports import privileged_port_message
+    from launchers import ports
 
-    message = privileged_port_message(80, "0.0.0.0")
+    rights = ports.port_rights(80, start=1024, uid=1000, capability=False)
+    message = ports.privileged_port_problem("0.0.0.0", rights).message
     named = re.findall(r"\b(?:deploy|docs)/[\w./-]*", message)
     assert named, message
     for path in named:

@@ -10,10 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from launchers import ports
+from launchers import checks, ports
 from launchers.cli import format_error
-from launchers.errors import BindError
+from settings import load_settings
+from settings.errors import BindError
+from settings.replit import read_replit
 from tests.support import free_port
+
+NO_RIGHT = ports.port_rights(80, start=1024, uid=1000, capability=False)
+
+
+def preflight(host: str, port: int) -> None:
+    checks.preflight(load_settings({"HOST": host, "PORT": str(port)}, dotenv_path=None))
+
 
 # --- the kernel's rule ----------------------------------------------------------------
 
@@ -106,15 +115,15 @@ def test_port_rights(port, start, uid, capability, allowed, privileged, words):
 def test_replit_internal_port(tmp_path: Path, text, expected):
     replit = tmp_path / ".replit"
     replit.write_text(text)
-    assert ports.replit_internal_port(replit) == expected
+    assert read_replit(replit).internal_port == expected
 
 
 def test_replit_internal_port_without_a_file(tmp_path: Path):
-    assert ports.replit_internal_port(tmp_path / ".replit") == 5000
+    assert read_replit(tmp_path / ".replit").internal_port == 5000
 
 
 def test_the_repository_replit_maps_5000():
-    assert ports.replit_internal_port() == 5000
+    assert read_replit().internal_port == 5000
 
 
 # --- the messages ------------------------------------------------------------------------
@@ -128,7 +137,7 @@ def test_real_interpreter_resolves_a_venv_symlink(tmp_path: Path):
 
 
 def test_privileged_port_message_names_every_fix():
-    message = ports.privileged_port_message(80, "0.0.0.0")
+    message = ports.privileged_port_problem("0.0.0.0", NO_RIGHT).message
     assert "0.0.0.0:80" in message and "Errno 13" in message
     for words in (
         "reverse proxy",
@@ -147,7 +156,7 @@ def test_printed_commands_are_never_wrapped_or_split(monkeypatch):
     """The setcap path may be long and hold hyphens: it must stay one copyable line."""
     long_path = "/srv/flask-starter-" + "-".join(["deployment"] * 8) + "/venv/bin/python3.11"
     monkeypatch.setattr(ports, "real_interpreter", lambda *a: long_path)
-    printed = format_error(BindError(ports.privileged_port_message(80, "0.0.0.0")))
+    printed = format_error(ports.privileged_port_problem("0.0.0.0", NO_RIGHT).exception())
     setcap = [line for line in printed.splitlines() if "setcap 'cap_net_bind_service" in line]
     assert len(setcap) == 1 and len(setcap[0]) > 100
     assert setcap[0].strip() == f"sudo setcap 'cap_net_bind_service=+ep' {long_path}"
@@ -159,11 +168,11 @@ def test_printed_commands_are_never_wrapped_or_split(monkeypatch):
 
 def test_in_use_message_names_port_holder_and_fixes():
     holder = ports.Holder(4242, "python main.py")
-    message = ports.in_use_message(5000, "127.0.0.1", holder, 5001)
+    message = ports.in_use_problem("127.0.0.1", 5000, holder, 5001).message
     for words in ("127.0.0.1:5000", "pid 4242 (python main.py)", "kill 4242", "PORT=5001"):
         assert words in message
     assert "Errno 98" in message and "ss -ltnp 'sport = :5000'" in message
-    unseen = ports.in_use_message(5000, "0.0.0.0", None, None)
+    unseen = ports.in_use_problem("0.0.0.0", 5000, None, None).message
     assert "cannot see" in unseen and "PORT" in unseen
 
 
@@ -177,12 +186,12 @@ def test_in_use_message_names_port_holder_and_fixes():
 )
 def test_explain_bind_error(code, words):
     error = OSError(code, os.strerror(code))
-    assert words in ports.explain_bind_error("10.0.0.1", 8000, error)
+    assert words in ports.bind_problem("10.0.0.1", 8000, error).message
 
 
 def test_explain_an_unresolvable_host_name():
     error = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-    assert "does not resolve" in ports.explain_bind_error("no-such-host", 8000, error)
+    assert "does not resolve" in ports.bind_problem("no-such-host", 8000, error).message
 
 
 # --- who holds a port: a made-up /proc ---------------------------------------------------
@@ -283,17 +292,17 @@ def test_a_long_command_is_shortened(tmp_path: Path):
 # --- the real pre-flight bind --------------------------------------------------------------
 
 
-def test_check_bind_passes_on_a_free_port():
-    ports.check_bind("127.0.0.1", free_port())
+def test_preflight_passes_on_a_free_port():
+    preflight("127.0.0.1", free_port())
 
 
-def test_check_bind_names_this_process_as_the_holder():
+def test_preflight_names_this_process_as_the_holder():
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
         with pytest.raises(BindError) as caught:
-            ports.check_bind("127.0.0.1", port)
+            preflight("127.0.0.1", port)
     message = str(caught.value)
     assert f"port {port} is already in use by pid {os.getpid()}" in message
     assert f"kill {os.getpid()}" in message and "PORT=" in message
@@ -319,13 +328,14 @@ def test_time_wait_is_not_in_use():
     with socket.socket() as plain, pytest.raises(OSError) as refused:
         plain.bind(("127.0.0.1", port))  # without SO_REUSEADDR: refused
     assert refused.value.errno == errno.EADDRINUSE
-    ports.check_bind("127.0.0.1", port)
+    preflight("127.0.0.1", port)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root may bind port 80 here")
 def test_root_may_bind_a_privileged_port():
     assert ports.can_bind_port(80)
-    ports.check_rights("127.0.0.1", 80)
+    settings = load_settings({"HOST": "127.0.0.1", "PORT": "80"}, dotenv_path=None)
+    assert checks.port_problems(settings, try_bind=lambda host, port: None) == []
 
 
 def hold_two_neighbours() -> tuple[socket.socket, socket.socket, int]:

@@ -1,11 +1,10 @@
 """.env.example and the README's settings table are made from the declarations."""
 
-from launchers import reference
-from launchers.settings import SETTINGS
+from settings import SETTINGS, reference
 
 
 def test_env_example_and_readme_are_current():
-    assert reference.main([]) == 0, "run: python -m launchers.reference --write"
+    assert reference.main([]) == 0, "run: python -m settings.reference --write"
 
 
 def test_env_example_lists_every_variable_of_the_contract():

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from launchers.errors import ConfigError
-from launchers.settings import DEV_SECRET_KEY, SETTINGS, Context, load_settings
+from settings import BY_ENV, DEV_SECRET_KEY, SETTINGS, VARIABLES, Context, load_settings
+from settings.errors import ConfigError
 from tests.support import SECRET
 
 LINUX = Context(platform="linux", usable_cpus=lambda: 2)
@@ -184,4 +184,19 @@ def test_the_secret_is_never_shown():
 def test_every_setting_is_declared_once_with_help():
     names = [s.env for s in SETTINGS]
     assert len(names) == len(set(names))
-    assert all(s.help and s.accepted for s in SETTINGS)
+    assert all(s.help and s.convert.accepted for s in SETTINGS)
+
+
+def test_a_declaration_is_the_whole_setting():
+    """Attribute, variable, converter, default and help: read back from one field."""
+    port = BY_ENV["PORT"]
+    assert (port.attr, port.flag, port.shown_default) == ("port", "--port", "5000")
+    assert port.convert.accepted == "a whole number from 1 to 65535"
+    assert BY_ENV["WORKER_CLASS"].convert.choices == ("gevent", "gthread", "sync")  # its Literal
+    assert set(VARIABLES) >= {s.env for s in SETTINGS} | {"FLASK_ENV", "ENV_FILE"}
+
+
+def test_debug_is_on_by_default_only_where_the_dev_launcher_runs():
+    assert load().debug is True
+    gunicorn = load({"APP_LAUNCHER": "gunicorn"})
+    assert gunicorn.debug is False and "gunicorn" in gunicorn.source("FLASK_DEBUG")

@@ -12,12 +12,10 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
-from functools import partial
 
-from app.logs import configure_logging
-from launchers import registry, run
+from launchers import run
 from launchers.cli import exit_on_startup_error
-from launchers.settings import load_settings
+from settings import load_settings
 
 
 def main(target: str) -> int:
@@ -25,11 +23,9 @@ def main(target: str) -> int:
     module_name, _, attr = target.partition(":")
     with exit_on_startup_error():
         settings = load_settings()
-        configure_logging(settings.log_level, settings.log_format)
         app = getattr(importlib.import_module(module_name), attr)
-        serve = registry.load(settings.launcher, settings.platform)
         try:
-            run(settings, serve=partial(serve, app=app))
+            run(settings, app=app)
         except KeyboardInterrupt:
             pass
     return 0
