@@ -1,29 +1,44 @@
-"""What the bench measures: each configuration, how to start it, which loads it gets.
+"""What the bench starts, how, and under which loads.
 
 Groups:
-  ours      ``python main.py`` in production with the shipped defaults, one per launcher
-  baseline  what the seeds and the usual advice run: ``gunicorn -w 3 wsgi:app``, sync 2*CPU+1
-  bare      our launchers and settings serving a bare Flask hello (bench.apps.flask_app):
-            ours against these is the cost of our middleware
-  ceiling   a raw WSGI hello, no Flask, under the fastest server
-  reference bare ``gunicorn`` on the minimal Flask app: the cold-start yardstick (no load)
-  tuning    the alternatives the shipped defaults were chosen against
+  ours       ``python main.py`` in production as shipped, one per launcher
+  baseline   the seeds' ``gunicorn -w 3 wsgi:app``, serving the starter's app
+  bare       the same launchers and settings serving a bare Flask hello (bench/apps.py):
+             the starter against these is what its own code costs
+  ceiling    a raw WSGI hello, no Flask, under granian
+  reference  plain ``gunicorn -w 1 wsgi:app``, no config: the cold-start yardstick (no load)
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from bench import project
 from bench.wrk import Load
 
-PY = sys.executable
-C16_KA, C64_KA = Load(16, True), Load(64, True)
-C16_CLOSE, C64_CLOSE = Load(16, False), Load(64, False)
-ALL_LOADS = (C16_KA, C64_KA, C16_CLOSE, C64_CLOSE)
-HEADLINE = C64_KA  # the goals' load: 64 connections with keep-alive
+HEADLINE = Load(64, True)  # the goals' load: 64 connections kept alive
+ALL_LOADS = (Load(16, True), HEADLINE, Load(16, False), Load(64, False))
+
+# Every server starts in production, on loopback, with no .env: the shipped defaults.
+PRODUCTION = {
+    "APP_ENV": "production",
+    "SECRET_KEY": "bench-only-secret-key-0123456789abcdef",  # a throwaway for local servers
+    "HOST": "127.0.0.1",
+    "ENV_FILE": "none",
+}
+
+
+GUNICORN_VARIABLES = {"GUNICORN_CMD_ARGS", "FORWARDED_ALLOW_IPS"}  # read by gunicorn itself
+
+
+def server_env(extra: dict[str, str]) -> dict[str, str]:
+    """This shell's environment without the project's variables, then production, then extra."""
+    ignored = project.variables() | GUNICORN_VARIABLES
+    inherited = {k: v for k, v in os.environ.items() if k not in ignored}
+    return inherited | PRODUCTION | extra
 
 
 @dataclass(frozen=True)
@@ -31,183 +46,52 @@ class Config:
     name: str
     group: str
     label: str
-    command: Callable[[int], list[str]]  # port -> argv
+    argv: tuple[str, ...]  # as shown to people: "python" is this interpreter, {port} the port
     env: dict[str, str] = field(default_factory=dict)
-    loads: Sequence[Load] = ALL_LOADS
-    needs: str = ""  # a module that must be importable (an optional dependency)
-    launcher: str = ""  # the server, for "same server" comparisons
+    loaded: bool = True  # False: started for its cold start and memory only
+    needs: str = ""  # an optional package it needs, e.g. granian
 
     def available(self) -> bool:
         return not self.needs or importlib.util.find_spec(self.needs) is not None
 
-    def describe_command(self) -> str:
-        argv = ["python" if a == PY else a for a in self.command(0)]
-        shown = " ".join(argv).replace(":0", ":PORT").replace("PORT=0", "PORT")
-        env = " ".join(f"{k}={v}" for k, v in self.env.items())
-        return f"{env} {shown}".strip()
+    def command(self, port: int) -> list[str]:
+        return [sys.executable if a == "python" else a.format(port=port) for a in self.argv]
+
+    def shown(self) -> str:
+        words = [*(f"{k}={v}" for k, v in self.env.items()), *self.argv]
+        return " ".join(words).replace("{port}", "PORT")
 
 
-def main_py(port: int) -> list[str]:
-    return [PY, "main.py"]
+MAIN = ("python", "main.py")
+GUNICORN = ("python", "-m", "gunicorn", "-b", "127.0.0.1:{port}")  # never beyond loopback
 
 
-def bench_serve(launcher: str, app: str) -> Callable[[int], list[str]]:
-    return lambda port: [PY, "-m", "bench.serve", launcher, app]
+def bare(launcher: str, app: str = "flask") -> tuple[str, ...]:
+    return ("python", "-m", "bench.serve", launcher, app)
 
 
-def gunicorn_cli(*args: str, target: str = "wsgi:app") -> Callable[[int], list[str]]:
-    return lambda port: [PY, "-m", "gunicorn", *args, "-b", f"127.0.0.1:{port}", target]
-
-
-def configurations(cpus: int) -> list[Config]:
-    sync_workers = 2 * cpus + 1
-    dev_ok = {"ALLOW_DEV_SERVER": "1"}  # the dev server in production: a demo, measured
-    out = [
-        # ours: python main.py in production, nothing but the launcher chosen
-        Config("ours-gunicorn", "ours", "gunicorn (ours, default)", main_py, launcher="gunicorn"),
-        Config(
-            "ours-granian",
-            "ours",
-            "granian (ours)",
-            main_py,
-            {"APP_LAUNCHER": "granian"},
-            needs="granian",
-            launcher="granian",
-        ),
-        Config(
-            "ours-waitress",
-            "ours",
-            "waitress (ours)",
-            main_py,
-            {"APP_LAUNCHER": "waitress"},
-            launcher="waitress",
-        ),
-        Config(
-            "ours-dev",
-            "ours",
-            "dev server (ours)",
-            main_py,
-            {"APP_LAUNCHER": "dev", **dev_ok},
-            launcher="dev",
-        ),
-        # baselines: the seeds' command and the classic sync advice, serving our app
-        Config(
-            "ours-gunicorn-cli",
-            "ours",
-            "gunicorn -c gunicorn_config.py (ours)",
-            gunicorn_cli("-c", "gunicorn_config.py"),
-            loads=(),  # the platforms' entry (Procfile, Docker): same server as main.py
-            launcher="gunicorn",
-        ),
-        Config("seeds", "baseline", "gunicorn -w 3 (seeds)", gunicorn_cli("-w", "3")),
-        Config(
-            "sync-2cpu+1",
-            "baseline",
-            f"gunicorn sync -w {sync_workers} (2*CPU+1)",
-            gunicorn_cli("-w", str(sync_workers)),
-        ),
-        # bare Flask hello under our launchers and settings: the cost of our middleware
-        Config(
-            "bare-gunicorn",
-            "bare",
-            "gunicorn, bare Flask",
-            bench_serve("gunicorn", "flask"),
-            launcher="gunicorn",
-        ),
-        Config(
-            "bare-granian",
-            "bare",
-            "granian, bare Flask",
-            bench_serve("granian", "flask"),
-            needs="granian",
-            launcher="granian",
-        ),
-        Config(
-            "bare-waitress",
-            "bare",
-            "waitress, bare Flask",
-            bench_serve("waitress", "flask"),
-            launcher="waitress",
-        ),
-        Config(
-            "bare-dev",
-            "bare",
-            "dev server, bare Flask",
-            bench_serve("dev", "flask"),
-            dev_ok,
-            launcher="dev",
-        ),
-        # the ceiling: no Flask at all
-        Config(
-            "ceiling-granian",
-            "ceiling",
-            "granian, raw WSGI (no Flask)",
-            bench_serve("granian", "wsgi"),
-            needs="granian",
-            launcher="granian",
-        ),
-        # the cold-start yardstick: plain gunicorn, its defaults, the minimal Flask app
-        Config(
-            "ref-gunicorn-minimal",
-            "reference",
-            "gunicorn, defaults, bare Flask",
-            gunicorn_cli(target="bench.apps:flask_app"),
-            loads=(),
-        ),
-        # tuning: what the defaults were chosen against
-        Config(
-            "tune-gevent-w3",
-            "tuning",
-            f"gunicorn gevent -w {cpus + 1}",
-            main_py,
-            {"WEB_CONCURRENCY": str(cpus + 1)},
-            loads=(C16_KA, C64_KA),
-        ),
-        Config(
-            "tune-gevent-no-yield",
-            "tuning",
-            "gunicorn gevent, no yield per request",
-            gunicorn_cli("-c", "bench/gunicorn_no_yield.py"),
-            loads=(C16_KA, C64_KA),
-        ),
-        Config(
-            "tune-gunicorn-preload",
-            "tuning",
-            "gunicorn_config.py --preload",
-            gunicorn_cli("-c", "gunicorn_config.py", "--preload"),
-            loads=(),
-        ),
-        Config(
-            "tune-gthread",
-            "tuning",
-            f"gunicorn gthread {cpus}x4",
-            main_py,
-            {"WORKER_CLASS": "gthread"},
-            loads=(C16_KA, C64_KA),
-        ),
-        Config(
-            "tune-granian-bt1",
-            "tuning",
-            "granian, 1 blocking thread",
-            main_py,
-            {"APP_LAUNCHER": "granian", "WEB_THREADS": "1"},
-            loads=(C16_KA, C64_KA),
-            needs="granian",
-        ),
-        Config(
-            "tune-granian-bt256",
-            "tuning",
-            "granian, its default 256 threads",
-            main_py,
-            {"APP_LAUNCHER": "granian", "WEB_THREADS": "256"},
-            loads=(C16_KA, C64_KA),
-            needs="granian",
-        ),
-    ]
-    return out
-
-
-def replace_loads(config: Config, loads: Sequence[Load]) -> Config:
-    from dataclasses import replace
-
-    return replace(config, loads=tuple(loads))
+CONFIGS = (
+    Config("ours-gunicorn", "ours", "gunicorn (ours, default)", MAIN),
+    Config(
+        "ours-granian", "ours", "granian (ours)", MAIN, {"APP_LAUNCHER": "granian"}, needs="granian"
+    ),
+    Config("ours-waitress", "ours", "waitress (ours)", MAIN, {"APP_LAUNCHER": "waitress"}),
+    Config("seeds", "baseline", "gunicorn -w 3 (seeds)", (*GUNICORN, "-w", "3", "wsgi:app")),
+    Config("bare-gunicorn", "bare", "gunicorn, bare Flask", bare("gunicorn")),
+    Config("bare-granian", "bare", "granian, bare Flask", bare("granian"), needs="granian"),
+    Config("bare-waitress", "bare", "waitress, bare Flask", bare("waitress")),
+    Config(
+        "ceiling-granian",
+        "ceiling",
+        "granian, raw WSGI (no Flask)",
+        bare("granian", "wsgi"),
+        needs="granian",
+    ),
+    Config(
+        "ref-gunicorn-w1",
+        "reference",
+        "gunicorn -w 1, no config",
+        (*GUNICORN, "-w", "1", "wsgi:app"),
+        loaded=False,
+    ),
+)

@@ -1,21 +1,28 @@
-"""The app's own cost per request, called in this process with no server at all.
+"""Cost per request with no server: a bare Flask app against the starter's, called directly.
 
-Explains the middleware ratios: a server can only add to what the app costs.
-Run in a subprocess (``python -m bench.inprocess``) so that the production
-settings and logging it configures stay out of the bench's own process.
+    python -m bench.inprocess SECONDS RESULT_FILE
+
+``measure()`` runs it in a subprocess with its stdout on /dev/null: the starter's
+access log line is written there, as a server would write it, and the production
+logging the starter configures stays out of the bench's own process.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import logging
-import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+from bench import apps, project
+from bench.configs import PRODUCTION, server_env
+
+ROUNDS = 5  # interleaved, so that a drift of the machine hits both apps alike
 ENVIRON = {
     "REQUEST_METHOD": "GET",
     "SCRIPT_NAME": "",
@@ -35,61 +42,57 @@ ENVIRON = {
 }
 
 
+def call(app: Callable) -> None:
+    """One request, its body read and closed, as a server would."""
+    environ = dict(ENVIRON, **{"wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr})
+    body = app(environ, lambda status, headers, exc_info=None: None)
+    for _ in body:
+        pass
+    getattr(body, "close", lambda: None)()
+
+
 def per_request_us(app: Callable, seconds: float) -> float:
-    def start_response(status, headers, exc_info=None):
-        return None
-
-    def once() -> None:
-        environ = dict(ENVIRON)
-        environ["wsgi.input"] = io.BytesIO()
-        environ["wsgi.errors"] = sys.stderr
-        body = app(environ, start_response)
-        for _ in body:
-            pass
-        getattr(body, "close", lambda: None)()
-
-    for _ in range(200):
-        once()
-    n, began = 0, time.perf_counter()
+    for _ in range(200):  # warm-up: caches, the first request's set-up
+        call(app)
+    count, began = 0, time.perf_counter()
     while time.perf_counter() - began < seconds:
         for _ in range(200):
-            once()
-        n += 200
-    return round((time.perf_counter() - began) / n * 1e6, 1)
+            call(app)
+        count += 200
+    return (time.perf_counter() - began) / count * 1e6
 
 
-def main() -> None:
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
-    from app import create_app, logs
-    from bench.apps import flask_app, wsgi_app
-    from launchers.settings import load_settings
+def measure(seconds: float) -> dict[str, float]:
+    """Median µs per request of each app, from a subprocess that runs ``main``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result_file = Path(tmp) / "inprocess.json"
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.inprocess", str(seconds), str(result_file)],
+            env=server_env({}),
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=subprocess.DEVNULL,  # where the starter's access log lines go
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"bench.inprocess failed:\n{out.stderr}")
+        return json.loads(result_file.read_text())
 
-    ours = create_app(load_settings().flask_config())
-    quiet = create_app(load_settings().flask_config())
-    # "Without the access log": the app's hooks that time and write it taken out.
-    hooks = {getattr(logs, "_start_timer", None), getattr(logs, "_log_access", None)}
-    for registry in (quiet.before_request_funcs, quiet.after_request_funcs):
-        for key, funcs in registry.items():
-            registry[key] = [f for f in funcs if f not in hooks]
-    access = getattr(logs, "ACCESS", logging.getLogger("app.access"))
-    apps = {
-        "raw_wsgi_us": wsgi_app,
-        "bare_flask_us": flask_app,
-        "ours_us": ours,
-        "ours_without_access_log_us": quiet,
+
+def main(seconds: float, result_file: Path) -> None:
+    tested = {
+        "bare_flask_us": apps.flask_app,
+        "ours_us": project.starter_app(PRODUCTION),  # LOG_LEVEL info: access line written
     }
-    samples: dict[str, list[float]] = {name: [] for name in apps}
-    rounds = 5
-    with open(os.devnull, "w") as devnull:
-        for handler in logging.getLogger().handlers:  # the access log line is written, not kept
-            if isinstance(handler, logging.StreamHandler):
-                handler.setStream(devnull)
-        for _ in range(rounds):  # interleaved, so that a drift of the machine hits all alike
-            for name, app in apps.items():
-                access.disabled = app is quiet
-                samples[name].append(per_request_us(app, seconds / rounds))
-    print(json.dumps({name: statistics.median(v) for name, v in samples.items()}))
+    samples: dict[str, list[float]] = {name: [] for name in tested}
+    for _ in range(ROUNDS):
+        for name, app in tested.items():
+            samples[name].append(per_request_us(app, seconds / ROUNDS))
+    medians = {name: round(statistics.median(v), 1) for name, v in samples.items()}
+    result_file.write_text(json.dumps(medians))
 
 
 if __name__ == "__main__":
-    main()
+    main(float(sys.argv[1]), Path(sys.argv[2]))

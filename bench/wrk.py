@@ -1,4 +1,4 @@
-"""Drive Debian's ``wrk`` against 127.0.0.1 and read its figures."""
+"""Drive Debian's ``wrk`` against a loopback URL and read its figures (via report.lua)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def wrk_path() -> str:
     return path
 
 
-def wrk_version() -> str:
+def version() -> str:
     out = subprocess.run(
         [wrk_path(), "--version"], capture_output=True, text=True, timeout=10, check=False
     )
@@ -36,7 +36,7 @@ def wrk_version() -> str:
 @dataclass(frozen=True)
 class Load:
     connections: int
-    keepalive: bool
+    keepalive: bool  # False: a new connection per request (Connection: close)
 
     @property
     def key(self) -> str:
@@ -58,22 +58,15 @@ class Run:
         return asdict(self)
 
 
-def run(port: int, path: str, load: Load, seconds: int, threads: int = 1) -> Run:
-    """One bounded wrk run: ``seconds`` of load, killed if it overstays by 15 s."""
-    args = [
-        wrk_path(),
-        f"-t{threads}",
-        f"-c{load.connections}",
-        f"-d{max(1, int(seconds))}s",
-        "--timeout",
-        "2s",
-        "-s",
-        str(SCRIPT),
-    ]
+def run(url: str, load: Load, seconds: int) -> Run:
+    """One wrk run of ``seconds`` of load, killed if it overstays by 15 s."""
+    args = [wrk_path(), "-t1", f"-c{load.connections}", f"-d{max(1, int(seconds))}s"]
+    args += ["--timeout", "2s", "-s", str(SCRIPT)]
     if not load.keepalive:
         args += ["-H", "Connection: close"]
-    args.append(f"http://127.0.0.1:{port}{path}")
-    out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 15, check=False)
+    out = subprocess.run(
+        [*args, url], capture_output=True, text=True, timeout=seconds + 15, check=False
+    )
     line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no result (exit {out.returncode}):\n{out.stdout}{out.stderr}")
