@@ -1,44 +1,97 @@
-"""Helpers shared by the real-server tests of production behaviour (issue 5).
+"""Helpers shared by the tests that run real servers: their environment, raw HTTP, the corpus.
 
 Servers are started with tests.support (own process group, killed with it);
-these helpers only build their environment and speak raw HTTP to them.
+these helpers only build their environment and speak to them. The launchers
+come from settings.registry, never from a list typed here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import re
 import resource
 import signal
 import socket
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from tests.support import PYTHON, SECRET, Server, clean_env, get
+import pytest
 
-PRODUCTION_LAUNCHERS = ["gunicorn", "waitress"]
+from settings.registry import LAUNCHERS
+from tests.malformed_corpus import FOLLOW_UP, VECTORS
+from tests.support import IN_CI, PYTHON, SECRET, Server, clean_env, get, request
+
+LAUNCHER_NAMES = tuple(LAUNCHERS)
+PRODUCTION_LAUNCHERS = tuple(name for name, spec in LAUNCHERS.items() if spec.auto != "development")
+# What the development server needs to stand in for a production one: no reloader or
+# debugger (with them a stop is immediate, not a drain), and leave to run in production.
+DEVELOPMENT_SERVER_ENV = {"FLASK_DEBUG": 0, "ALLOW_DEV_SERVER": 1}
 STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
 
 
+def is_development(launcher: str) -> bool:
+    return LAUNCHERS[launcher].auto == "development"
+
+
+def need_launcher(launcher: str) -> None:
+    """Skip when the launcher's package is not installed; in CI that is a failure."""
+    spec = LAUNCHERS[launcher]
+    if importlib.util.find_spec(spec.package) is not None:
+        return
+    message = (
+        f"APP_LAUNCHER={launcher} needs {spec.package}, which is not installed "
+        f"(pip install -r {spec.requirements})"
+    )
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def production_env(launcher: str, port: int, **extra) -> dict[str, str]:
-    """A production start on loopback: the defaults a platform would get, plus ``extra``."""
+    """A production start on loopback: the defaults a platform would get, plus ``extra``.
+
+    Skips (fails in CI) when the launcher is not installed.
+    """
+    need_launcher(launcher)
     values = {
         "APP_ENV": "production",
         "SECRET_KEY": SECRET,
         "APP_LAUNCHER": launcher,
         "HOST": "127.0.0.1",
         "PORT": port,
-        "FLASK_DEBUG": 0,
+        **(DEVELOPMENT_SERVER_ENV if is_development(launcher) else {}),
         **extra,
     }
-    if launcher == "dev":
-        values.setdefault("ALLOW_DEV_SERVER", 1)
     return clean_env(**values)
 
 
 def serve_app_args(target: str) -> list[str]:
     """Serve a tests-only WSGI app (tests/apps) with the launcher APP_LAUNCHER names."""
     return [PYTHON, "-m", "tests.apps.serve", target]
+
+
+def assert_serves_the_endpoints(port: int, launcher: str) -> None:
+    """Every endpoint answers as the README says, and /api/info names ``launcher``."""
+    index = get(port, "/")
+    assert index.status == 200 and launcher in index.text
+    assert get(port, "/healthz").json() == {"status": "ok"}
+    assert get(port, "/readyz").status == 200
+    info = get(port, "/api/info").json()
+    assert info["launcher"] == launcher and info["remote_addr"] == "127.0.0.1"
+    as_json = {"Content-Type": "application/json"}
+    echo = request("POST", port, "/api/echo", body=b'{"x": 1}', headers=as_json)
+    assert echo.status == 200 and echo.json() == {"received": {"x": 1}}
+    # The body is parsed as JSON whatever Content-Type says.
+    echo = request("POST", port, "/api/echo", body=b'{"x": [1, 2]}', headers={"Content-Type": "x"})
+    assert echo.status == 200 and echo.json() == {"received": {"x": [1, 2]}}
+    not_json = request("POST", port, "/api/echo", body=b"{nope")
+    assert not_json.status == 400 and "error" in not_json.json()
+    missing = get(port, "/api/missing")
+    assert missing.status == 404 and "error" in missing.json()
+    assert get(port, "/missing").headers["content-type"].startswith("text/html")
 
 
 def statuses(raw: bytes) -> list[int]:
@@ -148,3 +201,63 @@ def sigterm_during_slow_uploads(server: Server, port: int, uploads: int = 3):
         for (status, _, body), (_, sent, _) in zip(answers, started, strict=True)
     ]
     return ready, echoed, code, server.stdout + server.stderr
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until_gone(pids, timeout: float = 3.0) -> list[int]:
+    """The processes among ``pids`` still alive after up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while any(map(alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [pid for pid in pids if alive(pid)]
+
+
+# --- the corpus of malformed requests (tests/malformed_corpus.py) -------------------------
+
+
+@dataclass
+class Outcome:
+    statuses: list[int]  # every response on the connection, in order
+    app_saw: list[str]  # "METHOD /path" the app was given, the follow-up left out
+
+
+def send_vector(port: int, data: bytes) -> list[int]:
+    """Send a vector and the follow-up; the status of every response that came back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        try:
+            s.sendall(data + FOLLOW_UP)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before it was all sent: the answer may still be there
+        return statuses(recv_all(s, 1.0))
+
+
+def run_corpus(port: int, requests_seen: Callable[[], list[str]]) -> dict[str, Outcome]:
+    """Each vector in turn, so that what the app saw meanwhile belongs to it.
+
+    ``requests_seen()``: every "METHOD /path" the app has been given so far, in order.
+    """
+    outcomes = {}
+    for name, data in VECTORS.items():
+        before = len(requests_seen())
+        got = send_vector(port, data)
+        seen = requests_seen()[before:]
+        outcomes[name] = Outcome(got, [line for line in seen if line != "GET /healthz"])
+    return outcomes
+
+
+def requests_in_access_log(stdout: str) -> list[str]:
+    """ "METHOD /path" of every access line in a LOG_FORMAT=json server's stdout.
+
+    The app writes its access line before it hands the response to the server, so
+    a request that was answered is already there.
+    """
+    entries = (json.loads(line) for line in stdout.splitlines() if line.startswith("{"))
+    return [f"{e['method']} {e['path']}" for e in entries if e.get("logger") == "app.access"]

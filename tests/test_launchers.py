@@ -1,64 +1,37 @@
-"""Each launcher as a real subprocess on a free loopback port."""
+"""Launching: flags and variables, the gunicorn command, the development default.
+
+What every launcher must do as a server is tests/test_contract.py.
+"""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+
 import pytest
 
+from tests.live import LAUNCHER_NAMES, assert_serves_the_endpoints, need_launcher
 from tests.support import (
     PYTHON,
     SECRET,
+    as_nobody,
     assert_no_traceback,
     clean_env,
     free_port,
     get,
     listening_ports,
     process_tree,
-    request,
     run_main,
     running,
 )
 
-LAUNCHERS = ["dev", "gunicorn", "waitress"]
 
-
-def launcher_env(launcher: str, port: int, **extra) -> dict[str, str]:
-    values = {
-        "APP_LAUNCHER": launcher,
-        "PORT": port,
-        "HOST": "127.0.0.1",
-        "FLASK_DEBUG": 0,
-        "WEB_CONCURRENCY": 1,
-        **extra,
-    }
-    return clean_env(**values)
-
-
-def check_contract(port: int, launcher: str) -> None:
-    index = get(port, "/")
-    assert index.status == 200 and launcher in index.text
-    assert get(port, "/healthz").json() == {"status": "ok"}
-    assert get(port, "/readyz").status == 200
-    info = get(port, "/api/info").json()
-    assert info["launcher"] == launcher and info["remote_addr"] == "127.0.0.1"
-    echo = request(
-        "POST", port, "/api/echo", body=b'{"x": 1}', headers={"Content-Type": "application/json"}
-    )
-    assert echo.status == 200 and echo.json() == {"received": {"x": 1}}
-    assert get(port, "/api/missing").status == 404
-
-
-@pytest.mark.parametrize("launcher", LAUNCHERS)
-def test_main_serves_with_each_launcher(launcher):
-    port = free_port()
-    with running([PYTHON, "main.py"], launcher_env(launcher, port), port) as server:
-        check_contract(port, launcher)
-        assert ("127.0.0.1", port) in listening_ports(process_tree(server.pid))
-
-
-@pytest.mark.parametrize("launcher", LAUNCHERS)
+@pytest.mark.parametrize("launcher", LAUNCHER_NAMES)
 def test_flags_override_the_environment(launcher):
+    need_launcher(launcher)
     port = free_port()
-    env = launcher_env("dev", 1, HOST="::1")  # overridden by every flag below
+    # Every one of these is overridden by a flag below.
+    env = clean_env(APP_LAUNCHER="dev", PORT=1, HOST="::1", FLASK_DEBUG=0, WEB_CONCURRENCY=1)
     args = [PYTHON, "main.py", "--launcher", launcher, "--host", "127.0.0.1", "--port", str(port)]
     with running(args, env, port) as server:
         assert get(port, "/api/info").json()["launcher"] == launcher
@@ -67,7 +40,7 @@ def test_flags_override_the_environment(launcher):
 
 def test_host_is_honoured_all_interfaces():
     port = free_port()
-    env = launcher_env("gunicorn", port, HOST="0.0.0.0")
+    env = clean_env(APP_LAUNCHER="gunicorn", PORT=port, HOST="0.0.0.0", WEB_CONCURRENCY=1)
     with running([PYTHON, "main.py"], env, port) as server:
         assert ("0.0.0.0", port) in listening_ports(process_tree(server.pid))
 
@@ -78,13 +51,13 @@ def test_gunicorn_command_with_the_config_file(target):
     env = clean_env(PORT=port, HOST="127.0.0.1", WEB_CONCURRENCY=1)
     args = [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", target]
     with running(args, env, port) as server:
-        check_contract(port, "gunicorn")
+        assert_serves_the_endpoints(port, "gunicorn")
         assert listening_ports(process_tree(server.pid)) == {("127.0.0.1", port)}
 
 
 def test_gunicorn_config_rejects_a_bad_setting_without_traceback():
     env = clean_env(PORT="abc")
-    result = __import__("subprocess").run(
+    result = subprocess.run(
         [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", "wsgi:app"],
         env=env,
         capture_output=True,
@@ -106,13 +79,11 @@ def test_gunicorn_as_nobody_without_a_home_logs_no_error(sandbox):
         SECRET_KEY=SECRET,
         HOME="/nonexistent",
     )
-    from tests.support import as_nobody
-
     args = [str(sandbox.python), "main.py"]
     with running(args, env, port, cwd=sandbox.project, preexec=as_nobody) as server:
         info = get(port, "/api/info").json()
         assert info["launcher"] == "gunicorn" and info["env"] == "production"
-        server.signal(__import__("signal").SIGTERM)
+        server.signal(signal.SIGTERM)
         assert server.wait_exit() == 0
         log = server.stderr + server.stdout
         assert "[ERROR]" not in log and "Permission denied" not in log, log
@@ -151,7 +122,7 @@ def test_help_describes_commands_variables_and_exit_codes():
 
 def test_main_app_is_built_on_first_access_only():
     code = "import main, sys; assert 'wsgi' not in sys.modules; print(type(main.app).__name__)"
-    result = __import__("subprocess").run(
+    result = subprocess.run(
         [PYTHON, "-c", code], env=clean_env(), capture_output=True, text=True, timeout=30
     )
     assert result.stdout.strip() == "Flask", result.stderr

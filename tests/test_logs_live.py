@@ -10,10 +10,9 @@ import signal
 
 import pytest
 
-from tests.live import production_env, serve_app_args
+from tests.live import LAUNCHER_NAMES, PRODUCTION_LAUNCHERS, production_env, serve_app_args
 from tests.support import PYTHON, free_port, get, request, running
 
-LAUNCHERS = ["gunicorn", "waitress", "dev"]
 REQUESTS = [  # (method, path, body, expected status), each sent with its own request id
     ("GET", "/api/info", None, 200),
     ("GET", "/missing", None, 404),
@@ -38,8 +37,8 @@ GUNICORN_COMMAND = [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", "wsgi:
 
 @pytest.mark.parametrize(
     "launcher, args",
-    [(name, [PYTHON, "main.py"]) for name in LAUNCHERS] + [("gunicorn", GUNICORN_COMMAND)],
-    ids=[*LAUNCHERS, "gunicorn-command"],
+    [(name, [PYTHON, "main.py"]) for name in LAUNCHER_NAMES] + [("gunicorn", GUNICORN_COMMAND)],
+    ids=[*LAUNCHER_NAMES, "gunicorn-command"],
 )
 def test_json_logs_one_access_line_per_request_nothing_twice(launcher, args):
     port = free_port()
@@ -84,7 +83,7 @@ def test_text_logs_under_gunicorn_are_one_format():
         assert len(matching) == 1 and f'"{method} {path}" {status} ' in matching[0], matching
 
 
-@pytest.mark.parametrize("launcher", ["gunicorn", "waitress"])
+@pytest.mark.parametrize("launcher", PRODUCTION_LAUNCHERS)
 def test_an_unexpected_error_is_a_generic_500_and_one_traceback_in_the_log(launcher):
     port = free_port()
     env = production_env(launcher, port, WEB_CONCURRENCY=1)

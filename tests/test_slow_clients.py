@@ -1,10 +1,12 @@
 """300 stalled partial requests must not stop ordinary requests being answered.
 
-Under the production defaults of gunicorn (gevent workers) and waitress
-(connection_limit from WORKER_CONNECTIONS, 1000): 300 connections send part of a
-request head and then only a header line now and then (slowloris); meanwhile
-20 ordinary requests, one after another, each get 3 s. At least 19 must be
-answered. Everything is bounded: the slow connections are closed at the end.
+Under the production defaults of every production launcher (gunicorn's gevent
+workers, waitress's connection_limit from WORKER_CONNECTIONS, granian's own
+event loop): 300 connections send part of a request head and then only a header
+line now and then (slowloris); meanwhile 20 ordinary requests, one after
+another, each get 3 s. At least 19 must be answered; with heads that stop half
+way and never go on, all 20. Everything is bounded: the slow connections are
+closed at the end.
 """
 
 from __future__ import annotations
@@ -62,11 +64,11 @@ def trickling(socks: list[socket.socket], every: float = 1.0):
         t.join(5)
 
 
-def ordinary_requests(port: int) -> int:
+def ordinary_requests(port: int, timeout: float = PER_REQUEST) -> int:
     answered = 0
     for _ in range(ORDINARY):
         try:
-            answered += get(port, "/healthz", timeout=PER_REQUEST).status == 200
+            answered += get(port, "/healthz", timeout=timeout).status == 200
         except OSError:
             pass
     return answered
@@ -97,6 +99,20 @@ def test_stalled_connections_do_not_starve_ordinary_requests(launcher, soft_limi
         log = server.stdout + server.stderr
     assert answered >= ORDINARY - 1, f"{launcher}: {answered}/{ORDINARY} answered\n{log[-3000:]}"
     assert "Too many open files" not in log, log[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", PRODUCTION_LAUNCHERS)
+def test_heads_that_stop_half_way_do_not_cost_a_single_ordinary_request(launcher):
+    raise_fd_limit(STALLED + 200)
+    port = free_port()
+    with running([PYTHON, "main.py"], production_env(launcher, port, WEB_CONCURRENCY=2), port):
+        socks = open_stalled(port, STALLED)  # and never a byte more
+        try:
+            answered = ordinary_requests(port, timeout=5.0)
+        finally:
+            close_all(socks)
+    assert answered == ORDINARY, f"{launcher}: {answered}/{ORDINARY} answered"
 
 
 def wait_until_connected(output, count: float, timeout: float) -> bool:
