@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -135,6 +136,15 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
 
 def post_fork(server: Any, worker: Any) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    # A stop signal that came even sooner, between fork and this hook, went to the
+    # master's handler, which put it on this process's copy of the master's queue:
+    # honour it (the worker then starts, finds itself stopped, and exits cleanly).
+    while True:
+        try:
+            if server.SIG_QUEUE.get_nowait() in STOP_SIGNALS:
+                worker.alive = False
+        except (queue.Empty, AttributeError):
+            return
 
 
 def post_request(worker: Any, req: Any) -> None:

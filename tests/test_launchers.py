@@ -162,3 +162,27 @@ def test_a_production_server_without_app_env_warns_about_the_development_key():
     with running(args, env, port) as server:
         assert get(port, "/api/info").json()["env"] == "development"
         assert server.stderr.count("fixed development SECRET_KEY") == 1, server.stderr
+
+
+def test_a_stop_signal_between_fork_and_post_fork_is_kept():
+    """The master's handler, still in place in a just-forked worker, only queues a signal."""
+    import queue
+    import signal
+    from types import SimpleNamespace
+
+    from launchers.gunicorn import STOP_SIGNALS, post_fork
+
+    early = queue.SimpleQueue()
+    early.put_nowait(signal.SIGCHLD)
+    early.put_nowait(signal.SIGTERM)
+    worker = SimpleNamespace(alive=True)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    try:
+        post_fork(SimpleNamespace(SIG_QUEUE=early), worker)
+        assert worker.alive is False
+        assert STOP_SIGNALS <= signal.pthread_sigmask(signal.SIG_BLOCK, set())
+        calm = SimpleNamespace(alive=True)
+        post_fork(SimpleNamespace(SIG_QUEUE=queue.SimpleQueue()), calm)
+        assert calm.alive is True
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
