@@ -1,4 +1,11 @@
-"""MAX_CONTENT_LENGTH for streamed (chunked) bodies too: over it is a 413, never a cut body.
+"""The request limits: the head's, which every production launcher enforces the same
+way, and MAX_CONTENT_LENGTH for streamed (chunked) bodies too.
+
+The head: the request line (414 above it), the number of header fields and the
+size of one header line (431 above them), as gunicorn's ``limit_request_*``
+settings enforce them.
+
+The body: over MAX_CONTENT_LENGTH is a 413, never a cut body.
 
 With Content-Length, werkzeug refuses a body over the limit before reading it.
 Without one (Transfer-Encoding: chunked), werkzeug's ``LimitedStream`` stops
@@ -16,6 +23,10 @@ from flask import Flask, Request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream
+
+REQUEST_LINE_BYTES = 8190
+HEADER_FIELDS = 100
+HEADER_LINE_BYTES = 8190
 
 
 class StreamedBodyLimit(LimitedStream):

@@ -32,10 +32,10 @@ from granian.log import LogLevels
 from granian.server import Server
 
 from app import create_app
-from launchers.limits import HEADER_LINE_BYTES, REQUEST_LINE_BYTES
+from app.limits import HEADER_LINE_BYTES, REQUEST_LINE_BYTES
 from settings import Settings
 
-# Request limits (launchers.limits), as gunicorn's limit_request_* enforce them.
+# Request limits (app.limits), as gunicorn's limit_request_* enforce them.
 # hyper bounds the whole head (request line and headers: 431 above this) and the
 # field count (431 above 100); it has no per-line limit, so limit_head() adds one.
 HEAD_BUFFER_BYTES = 32 * 1024  # nginx's default too: 4 buffers of 8 KiB

@@ -22,6 +22,7 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from app import limits as request_limits
 from launchers import checks, limits
 from settings import Settings
 
@@ -56,9 +57,9 @@ def options(settings: Settings) -> dict[str, Any]:
         "max_requests": settings.max_requests,
         "max_requests_jitter": settings.max_requests // 10 if settings.max_requests else 0,
         # Request limits: the request line (414 above), header count and size (431).
-        "limit_request_line": limits.REQUEST_LINE_BYTES,
-        "limit_request_fields": limits.HEADER_FIELDS,
-        "limit_request_field_size": limits.HEADER_LINE_BYTES,
+        "limit_request_line": request_limits.REQUEST_LINE_BYTES,
+        "limit_request_fields": request_limits.HEADER_FIELDS,
+        "limit_request_field_size": request_limits.HEADER_LINE_BYTES,
         # Forwarded headers: trusted exactly as ProxyFix trusts them (TRUSTED_PROXY_HOPS).
         # gunicorn's own default trusts 127.0.0.1, which would let any local client
         # claim https when nothing is meant to be trusted.

@@ -1,10 +1,6 @@
-"""The limits every production launcher enforces the same way.
+"""Room for every connection a server is allowed to hold: the soft open-files limit.
 
-Request heads: the request line (414 above it), the number of header fields
-and the size of one header line (431 above them), as gunicorn's
-``limit_request_*`` count them (the line without its CRLF).
-
-Open files: each connection is a file descriptor. systemd starts services with a soft limit
+Each connection is a file descriptor. systemd starts services with a soft limit
 of 1024 (hard 524288), many shells with 1024 too: with WORKER_CONNECTIONS=1000 a
 process runs out before its connection limit, and then waitress stops answering
 anyone and gevent logs a traceback per refused accept. A process may raise its
@@ -17,10 +13,6 @@ from __future__ import annotations
 import logging
 
 log = logging.getLogger("launchers.limits")
-
-REQUEST_LINE_BYTES = 8190
-HEADER_FIELDS = 100
-HEADER_LINE_BYTES = 8190
 
 MARGIN = 64  # listeners, log streams, pipes, the event loop's own descriptors
 

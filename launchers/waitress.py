@@ -30,8 +30,9 @@ from collections.abc import Callable
 from typing import Any
 
 from app import create_app, lifecycle
+from app.limits import HEADER_FIELDS, HEADER_LINE_BYTES, REQUEST_LINE_BYTES
 from app.security import HEADERS
-from launchers.limits import HEADER_FIELDS, HEADER_LINE_BYTES, REQUEST_LINE_BYTES, ensure_open_files
+from launchers.limits import ensure_open_files
 from settings import Settings
 
 log = logging.getLogger("launchers.waitress")
