@@ -96,7 +96,7 @@ def pinned_versions(requirements: Path) -> dict[str, str]:
     """``name -> version`` for each ``name==version`` line (markers ignored)."""
     pins = {}
     for line in _read(requirements).splitlines():
-        spec = line.split("#")[0].split(";")[0].strip()
+        spec = line.split("#")[0].split(";")[0].strip().rstrip("\\").strip()
         name, sep, version = spec.partition("==")
         if sep:
             pins[name.split("[")[0].strip().lower()] = version.strip()
