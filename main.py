@@ -15,10 +15,25 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from launchers import checks, run
-from launchers.cli import exit_on_startup_error
-from settings import SETTINGS, Settings, load_settings, registry
-from settings.errors import EXIT_CODES
+from settings.errors import EXIT_CODES, LauncherUnavailable
+
+try:
+    from launchers import checks, run
+    from launchers.cli import exit_on_startup_error
+    from settings import SETTINGS, Settings, load_settings, registry
+    from settings.rules import violations
+except ModuleNotFoundError as missing:  # a fresh clone, or the system Python
+    if missing.name and missing.name.split(".")[0] in ("app", "launchers", "settings"):
+        raise
+    print(
+        f"error: the app's dependencies are not installed in this Python ({sys.executable}: "
+        f"no module named {missing.name!r}). Install them in a virtual environment and run the "
+        "app with its Python:\n"
+        "    python3 -m venv .venv && .venv/bin/pip install -r requirements.txt\n"
+        "    .venv/bin/python main.py",
+        file=sys.stderr,
+    )
+    sys.exit(LauncherUnavailable.exit_code)
 
 
 def __getattr__(name: str):
@@ -86,11 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Ctrl-C stops at once, without a traceback (a shell's `&` may have set SIGINT to ignore).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.command == "config":
+        with exit_on_startup_error():
+            settings = checks.prepare(load_settings(flags=flags, check=False))
+        print_config(settings)
+        for problem in violations(settings):
+            print(f"\nA start would be refused: {problem.message}", file=sys.stderr)
+        return 0
     with exit_on_startup_error():
         settings = checks.prepare(load_settings(flags=flags))
-    if args.command == "config":
-        print_config(settings)
-        return 0
     with exit_on_startup_error():
         try:
             run(settings)

@@ -33,6 +33,7 @@ from tests.support import (
     need_tool,
     port_holder,
     process_tree,
+    run_main,
     running,
     setpriv_prefix,
 )
@@ -398,3 +399,25 @@ def test_setcap_on_the_real_interpreter_lets_nobody_bind_port_80():
                 assert_no_traceback(s.stdout + s.stderr)
     finally:
         shutil.rmtree(base, ignore_errors=True)  # the capability goes with the copy
+
+
+def test_without_the_dependencies_one_paragraph_names_the_install_command():
+    """A fresh clone's `python3 main.py`: no site-packages (-S), so no Flask."""
+    result = subprocess.run(
+        [PYTHON, "-S", "main.py"],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 4, result
+    assert_no_traceback(result.stderr)
+    assert "pip install -r requirements.txt" in result.stderr and "flask" in result.stderr
+    assert result.stderr.count("error:") == 1
+
+
+def test_config_shows_the_settings_even_when_a_start_would_be_refused():
+    result = run_main("config", env=clean_env(APP_ENV="production"))
+    assert result.returncode == 0 and "APP_ENV" in result.stdout
+    assert "SECRET_KEY" in result.stderr and "refused" in result.stderr
