@@ -207,7 +207,7 @@ def is_stand_in(tag: str) -> bool:
 # --- the build context and the image ---------------------------------------------------------
 
 
-def _ignore_regex(pattern: str) -> re.Pattern[str]:
+def dockerignore_regex(pattern: str) -> re.Pattern[str]:
     """A .dockerignore pattern as a regex: Go's filepath.Match, plus ``**`` for any depth."""
     out, i = "", 0
     while i < len(pattern):
@@ -236,7 +236,7 @@ def ignore_patterns() -> list[tuple[bool, str, re.Pattern[str]]]:
             continue
         negated = line.startswith("!")
         pattern = os.path.normpath(line.lstrip("!").strip()).lstrip("/")
-        patterns.append((negated, pattern, _ignore_regex(pattern)))
+        patterns.append((negated, pattern, dockerignore_regex(pattern)))
     return patterns
 
 

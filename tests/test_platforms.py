@@ -28,6 +28,7 @@ import pytest
 
 from launchers.gunicorn import options
 from settings import BY_ENV, load_settings
+from tests.container_support import dockerignore_regex
 from tests.support import (
     PYTHON,
     ROOT,
@@ -356,26 +357,6 @@ def test_dockerfile_healthcheck_needs_no_extra_package(dockerfile):
     assert not {"curl", "wget"} & set(re.findall(r"\w+", command))
 
 
-def docker_pattern(pattern: str) -> re.Pattern[str]:
-    """A .dockerignore pattern as a regex: Go's filepath.Match, plus ``**`` for any depth."""
-    out, i = "", 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif pattern.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif pattern[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif pattern[i] == "?":
-            out, i = out + "[^/]", i + 1
-        elif pattern[i] == "[":
-            end = pattern.index("]", i)
-            out, i = out + pattern[i : end + 1], end + 1
-        else:
-            out, i = out + re.escape(pattern[i]), i + 1
-    return re.compile(out + r"\Z")
-
-
 def dockerignore_excludes(path: str, patterns: list[str]) -> bool:
     """Docker's rule: the last pattern matching the path or one of its parents wins."""
     parts = path.split("/")
@@ -383,7 +364,7 @@ def dockerignore_excludes(path: str, patterns: list[str]) -> bool:
     excluded = False
     for pattern in patterns:
         negate = pattern.startswith("!")
-        regex = docker_pattern(pattern.lstrip("!").rstrip("/"))
+        regex = dockerignore_regex(pattern.lstrip("!").rstrip("/"))
         if any(regex.match(candidate) for candidate in candidates):
             excluded = not negate
     return excluded
