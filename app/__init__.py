@@ -6,11 +6,8 @@ from flask import Flask
 
 from app.config import TestConfig, configure
 from app.errors import register_error_handlers
-from app.lifecycle import register_lifecycle
-from app.limits import register_body_limit
-from app.logs import register_access_log
+from app.middleware import register_middleware
 from app.proxy import register_proxy_fix
-from app.security import register_security
 from app.views import register_blueprints
 
 
@@ -20,11 +17,8 @@ def create_app(test_config: TestConfig = None) -> Flask:
     """
     app = Flask(__name__)
     configure(app, test_config)
-    register_body_limit(app)
-    register_access_log(app)
-    register_security(app)
-    register_lifecycle(app)
-    register_proxy_fix(app)
     register_blueprints(app)
     register_error_handlers(app)
+    register_middleware(app)
+    register_proxy_fix(app)  # outside the middleware, which sees the request after it
     return app

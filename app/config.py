@@ -16,6 +16,7 @@ from flask import Flask, current_app
 
 from app.logs import configure_logging
 from app.security import SessionInterface
+from app.strict_json import StrictJSONProvider
 from settings import VARIABLES, Settings, load_settings
 
 TestConfig = Settings | Mapping[str, Any] | None
@@ -48,9 +49,12 @@ def configure(app: Flask, test_config: TestConfig) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         # Secure is added per request when the request came over HTTPS (see SessionInterface).
         SESSION_COOKIE_SECURE=False,
+        # Requests naming any other Host get a 400; None (no TRUSTED_HOSTS) accepts any.
+        TRUSTED_HOSTS=list(settings.trusted_hosts) or None,
     )
     app.config.update(flask_keys)
     app.session_interface = SessionInterface()
+    app.json = StrictJSONProvider(app)
     configure_logging(settings.log_level, settings.log_format)
 
 

@@ -2,17 +2,17 @@
 
 No traceback ever reaches a client. A request body that cannot be read (a
 malformed chunk size, a dropped connection) is the client's fault, so it gets
-400, not the 500 that gunicorn's parser error would otherwise become.
+400, not the 500 that gunicorn's parser error would otherwise become
+(app.limits.RequestBody).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
 
-from flask import Flask, current_app, jsonify, render_template, request
-from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
+from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask.globals import request_ctx
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger("app.errors")
 
@@ -28,7 +28,13 @@ def render_error(error: HTTPException):
         response = jsonify(error=error.name, message=description, status=code)
     else:
         response = render_template(
-            "error.html", code=code, name=error.name, description=description
+            "error.html",
+            code=code,
+            name=error.name,
+            description=description,
+            # No URLs can be built for a Host the app does not serve (TRUSTED_HOSTS):
+            # that page goes without its stylesheet.
+            styled=request_ctx.url_adapter is not None,
         )
     return response, code, _extra_headers(error)
 
@@ -45,43 +51,13 @@ def handle_unexpected(error: Exception):
     return render_error(InternalServerError())
 
 
-class GuardedInput:
-    """wsgi.input whose read errors are a 400 for the client, not a 500."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def _guard(self, method: Callable, *args: Any) -> Any:
-        try:
-            return method(*args)
-        except HTTPException:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the server's parser: bad chunk size, truncated body, ...
-            raise BadRequest(
-                f"The request body could not be read ({type(exc).__name__})."
-            ) from None
-
-    def read(self, *args: Any) -> bytes:
-        return self._guard(self._stream.read, *args)
-
-    def readline(self, *args: Any) -> bytes:
-        return self._guard(self._stream.readline, *args)
-
-    def readlines(self, *args: Any) -> list[bytes]:
-        return self._guard(self._stream.readlines, *args)
-
-    def __iter__(self) -> Iterable[bytes]:
-        return iter(self.readline, b"")
+def error_response(app: Flask, error: HTTPException, environ: dict) -> Response:
+    """The app's own answer to an error found before routing (a request head over the
+    limits, a debugger URL), rendered as every other error is."""
+    with app.request_context(environ):
+        return app.make_response(app.handle_user_exception(error))
 
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, render_error)
     app.register_error_handler(Exception, handle_unexpected)
-    inner = app.wsgi_app
-
-    def guarded(environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if "wsgi.input" in environ:
-            environ["wsgi.input"] = GuardedInput(environ["wsgi.input"])
-        return inner(environ, start_response)
-
-    app.wsgi_app = guarded  # type: ignore[method-assign]

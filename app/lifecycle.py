@@ -11,14 +11,11 @@ from __future__ import annotations
 import threading
 import time
 
-from flask import Flask, request
-
-from app.security import request_id
-
 _shutting_down = threading.Event()
-# id of the request object -> (method, path, request id, start): set and popped by
-# one request each, read (copied) by the abort hook; dict operations are atomic.
-_in_flight: dict[int, tuple[str, str, str, float]] = {}
+# A key per request -> (method, raw PATH_INFO, request id, start): set and popped by
+# the app's WSGI layer (app/middleware.py), once each per request; read (copied) by
+# the abort hook. Dict operations are atomic.
+IN_FLIGHT: dict[int, tuple[str, str, str, float]] = {}
 
 
 def begin_shutdown() -> None:
@@ -31,26 +28,13 @@ def shutting_down() -> bool:
 
 def requests_in_flight() -> list[str]:
     """``METHOD path (N.Ns, id=...)`` for each request this process is running."""
-    now = time.monotonic()
+    now = time.perf_counter()
     return [
-        f"{method} {path} ({now - started:.1f}s, id={rid})"
-        for method, path, rid, started in tuple(_in_flight.values())
+        f"{method} {_decoded(path)} ({now - started:.1f}s, id={rid})"
+        for method, path, rid, started in tuple(IN_FLIGHT.values())
     ]
 
 
-def _started() -> None:
-    _in_flight[id(request._get_current_object())] = (
-        request.method,
-        request.path,
-        request_id(),
-        time.monotonic(),
-    )
-
-
-def _finished(error: BaseException | None) -> None:
-    _in_flight.pop(id(request._get_current_object()), None)
-
-
-def register_lifecycle(app: Flask) -> None:
-    app.before_request(_started)
-    app.teardown_request(_finished)
+def _decoded(path_info: str) -> str:
+    # As werkzeug decodes PATH_INFO for request.path.
+    return "/" + path_info.encode("latin-1", "replace").decode("utf-8", "replace").lstrip("/")

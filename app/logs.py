@@ -1,34 +1,57 @@
 """Logging: one configuration for every launcher, text or JSON lines.
 
 The app writes the access log itself (one line per request: method, path,
-status, duration, request id), so it reads the same under every server;
-gunicorn's and Werkzeug's own access logs are off to avoid a line twice.
-Access lines go to stdout, everything else to stderr. gunicorn's own lines
-(gunicorn.error) use the same formatter (launchers/gunicorn.py), so
-LOG_FORMAT=json gives one JSON object a line from every part of the process.
+status, duration, request id, client address, from app/middleware.py), so it
+reads the same under every server; gunicorn's and Werkzeug's own access logs are
+off to avoid a line twice. Access lines go to stdout, everything else to stderr.
+gunicorn's own lines (gunicorn.error) use the same formatter (launchers/gunicorn.py),
+so LOG_FORMAT=json gives one JSON object a line from every part of the process.
+
+What a client sends (the path, the method, a forwarded address) is escaped in
+text lines, as nginx does (``\\x0D``), so that no request can write a line of its
+own; JSON lines are escaped by the JSON encoder.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import sys
+import threading
 import time
 from datetime import UTC, datetime
-
-from flask import Flask, Response, g, request
-
-from app.security import request_id
+from typing import Any
 
 ACCESS = logging.getLogger("app.access")
 _configured: tuple[str, str] | None = None
 
-
 TEXT_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+ACCESS_FIELDS = ("method", "path", "status", "duration_ms", "request_id", "remote_addr")
+
+# Control characters (C0, DEL, C1), the line and paragraph separators, the quote
+# that delimits the request, and the backslash that escapes.
+_UNSAFE = re.compile('[\x00-\x1f\x7f-\x9f\u2028\u2029"\\\\]')
+
+
+def _hex(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02X}" if code < 0x100 else f"\\u{code:04X}"
+
+
+def _is_plain(text: str) -> bool:
+    # isprintable() is false for every control character and line separator.
+    return text.isprintable() and '"' not in text and "\\" not in text
+
+
+def escape(text: str) -> str:
+    """``text`` with every character that could end or forge a log line escaped."""
+    return text if _is_plain(text) else _UNSAFE.sub(_hex, text)
 
 
 class JsonFormatter(logging.Formatter):
-    FIELDS = ("method", "path", "status", "duration_ms", "request_id", "remote_addr")
+    FIELDS = ACCESS_FIELDS
 
     def format(self, record: logging.LogRecord) -> str:
         data = {
@@ -46,62 +69,148 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data)
 
 
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT, the date and time made once a second rather than once a line."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._stamp = (-1, "")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        # logging.Formatter.format's result for TEXT_FORMAT, without its calls that lead
+        # only here (tests/test_app_logs.py checks that both agree).
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record)
+        return (
+            f"{record.asctime} [{record.process}] [{record.levelname}] "
+            f"{record.name}: {record.message}"
+        )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        stamp = self._stamp
+        if stamp[0] != second:
+            stamp = self._stamp = (
+                second,
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)),
+            )
+        return f"{stamp[1]},{int(record.msecs):03d}"
+
+
+class LineHandler(logging.StreamHandler):
+    """A StreamHandler whose flush after each line takes no lock of its own: ``handle()``
+    holds the handler's lock already while it writes."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            self.stream.flush()
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - as logging.StreamHandler: report it, carry on
+            self.handleError(record)
+
+
 def make_formatter(fmt: str) -> logging.Formatter:
     """The formatter for LOG_FORMAT ``text`` or ``json``."""
-    return JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
 def configure_logging(level: str, fmt: str) -> None:
-    """Configure the root logger once per process (idempotent)."""
+    """Configure the root logger and the access log once per process (idempotent).
+
+    The access log has its own handler and does not propagate: its lines are
+    written once, to stdout, without passing the root's handlers on the way.
+    """
     global _configured
     if _configured == (level, fmt):
         return
     _configured = (level, fmt)
     formatter = make_formatter(fmt)
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_app_handler", False):
-            root.removeHandler(handler)
     errors = logging.StreamHandler(sys.stderr)
-    errors.addFilter(lambda record: record.name != ACCESS.name)
-    access = logging.StreamHandler(sys.stdout)
-    access.addFilter(lambda record: record.name == ACCESS.name)
-    for handler in (errors, access):
+    access = LineHandler(sys.stdout)
+    for logger, handler in ((logging.getLogger(), errors), (ACCESS, access)):
+        for old in list(logger.handlers):
+            if getattr(old, "_app_handler", False):
+                logger.removeHandler(old)
         handler.setFormatter(formatter)
         handler._app_handler = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.setLevel(level.upper())
+        logger.addHandler(handler)
+    ACCESS.propagate = False
+    logging.getLogger().setLevel(level.upper())
 
 
-def _start_timer() -> None:
-    g.started = time.perf_counter()
+_pid = os.getpid()
 
 
-def _log_access(response: Response) -> Response:
-    if not ACCESS.isEnabledFor(logging.INFO):
-        return response  # LOG_LEVEL above info: skip building a line nobody writes
-    duration_ms = round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2)
-    rid = request_id()
-    ACCESS.info(
-        '%s "%s %s" %s %.2fms id=%s',
-        request.remote_addr or "-",
-        request.method,
-        request.full_path.rstrip("?"),
-        response.status_code,
-        duration_ms,
-        rid,
-        extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-            "duration_ms": duration_ms,
-            "request_id": rid,
-            "remote_addr": request.remote_addr,
-        },
-    )
-    return response
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
 
 
-def register_access_log(app: Flask) -> None:
-    app.before_request(_start_timer)
-    app.after_request(_log_access)
+os.register_at_fork(after_in_child=_forked)
+
+
+class AccessRecord(logging.LogRecord):
+    """The access line's record, made without what ``Logger.info`` adds to it: the
+    search of the stack for the caller, and the set-up of fields that are the same
+    for every access line, copied here from one template (docs/performance.md)."""
+
+    TEMPLATE: dict[str, Any] = {
+        "name": ACCESS.name,
+        "args": (),
+        "levelname": "INFO",
+        "levelno": logging.INFO,
+        "pathname": __file__,
+        "filename": "logs.py",
+        "module": "logs",
+        "exc_info": None,
+        "exc_text": None,
+        "stack_info": None,
+        "lineno": 0,
+        "funcName": "log_access",
+        "threadName": None,
+        "processName": None,
+        "taskName": None,
+    }
+
+    def __init__(self, fields: dict[str, Any], message: str) -> None:
+        now = time.time()
+        record = self.TEMPLATE.copy()
+        record.update(fields)
+        record["msg"] = message
+        record["created"] = now
+        record["msecs"] = int((now - int(now)) * 1000) + 0.0
+        record["relativeCreated"] = (now - logging._startTime) * 1000
+        record["thread"] = threading.get_ident()
+        record["process"] = _pid
+        self.__dict__ = record
+
+
+def log_access(
+    method: str,
+    path: str,
+    query: str,
+    status: int,
+    duration_ms: float,
+    request_id: str,
+    remote_addr: str | None,
+) -> None:
+    """One access line: ``method path status duration_ms request_id remote_addr``."""
+    target = f"{path}?{query}" if query else path
+    client, verb = remote_addr or "-", method
+    # What the client controls, escaped (one check for all three in the usual case).
+    if not _is_plain(client + verb + target):
+        client, verb, target = escape(client), escape(verb), escape(target)
+    message = f'{client} "{verb} {target}" {status} {duration_ms:.2f}ms id={request_id}'
+    fields = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": duration_ms,
+        "request_id": request_id,
+        "remote_addr": remote_addr,
+    }
+    ACCESS.handle(AccessRecord(fields, message))

@@ -1,14 +1,21 @@
-"""Security headers, request ids and session cookie rules for every response."""
+"""Security headers, request ids and session cookie rules for every response.
+
+The headers and the request id are added by the app's WSGI layer (app/middleware.py)
+to every response the app writes, its errors included.
+"""
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
+from typing import Any
 
-from flask import Flask, Response, abort, current_app, g, has_request_context, request
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from itsdangerous import URLSafeTimedSerializer
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+REQUEST_ID_KEY = "app.request_id"  # where the WSGI environ keeps this request's id
 
 # The index page uses only its own stylesheet: no inline script or style is allowed.
 CONTENT_SECURITY_POLICY = (
@@ -24,49 +31,82 @@ HEADERS = {
 }
 HSTS = "max-age=31536000; includeSubDomains"
 
+_HEADER_LIST = list(HEADERS.items())
+_HSTS_HEADER = ("Strict-Transport-Security", HSTS)
+_OURS = frozenset(name.lower() for name in (*HEADERS, _HSTS_HEADER[0], "X-Request-ID"))
+
+
+def request_id_for(environ: dict[str, Any]) -> str:
+    """The incoming X-Request-ID when well formed, else a new one: 32 random hex digits,
+    as many as a UUID's (a tenth of uuid4()'s cost)."""
+    incoming = environ.get("HTTP_X_REQUEST_ID")
+    if incoming and REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return os.urandom(16).hex()
+
 
 def request_id() -> str:
-    """The incoming X-Request-ID when well formed, else a new one (a UUID)."""
-    if "request_id" not in g:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    return g.request_id
+    """This request's id, in a view."""
+    environ = request.environ
+    rid = environ.get(REQUEST_ID_KEY)
+    if rid is None:  # a request that did not come through the app's WSGI layer
+        rid = environ[REQUEST_ID_KEY] = request_id_for(environ)
+    return rid
 
 
-def _add_headers(response: Response) -> Response:
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.is_secure:
-        response.headers["Strict-Transport-Security"] = HSTS
-    response.headers["X-Request-ID"] = request_id()
-    return response
+def add_security_headers(headers: list[tuple[str, str]], https: bool, rid: str) -> None:
+    """Our headers, in place: one a view set itself is kept, but X-Request-ID is always
+    this request's. HSTS only over HTTPS."""
+    if any(name.lower() in _OURS for name, _ in headers):
+        headers[:] = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
+        present = {name.lower() for name, _ in headers}
+        ours = [h for h in (*_HEADER_LIST, _HSTS_HEADER) if h[0].lower() not in present]
+        headers.extend(h for h in ours if https or h is not _HSTS_HEADER)
+    else:
+        headers.extend(_HEADER_LIST)
+        if https:
+            headers.append(_HSTS_HEADER)
+    headers.append(("X-Request-ID", rid))
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Session cookies are HttpOnly and SameSite=Lax always, and Secure over HTTPS."""
+    """Flask's signed-cookie sessions, their serializer built once and only when needed.
+
+    Flask builds it on every request, whether the session is used or not
+    (docs/performance.md has what that cost). Behaviour is Flask's: Vary:
+    Cookie once the session is accessed, the cookie written only when the
+    session is modified (or permanent and refreshed each request). Cookies are
+    HttpOnly and SameSite=Lax always, and Secure over HTTPS.
+    """
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple, URLSafeTimedSerializer] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        if not app.secret_key:
+            return None
+        key = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        serializer = self._serializers.get(key)
+        if serializer is None:
+            serializer = super().get_signing_serializer(app)
+            self._serializers = {key: serializer}  # a new key replaces the old one
+        return serializer
+
+    def open_session(self, app: Flask, request: Any) -> SessionMixin | None:
+        if not app.secret_key:
+            return None
+        if "HTTP_COOKIE" not in request.environ or not request.cookies.get(
+            self.get_cookie_name(app)
+        ):
+            return self.session_class()  # no cookie: no serializer needed
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Any) -> None:
+        if not (session or session.accessed or session.modified):
+            return  # empty and untouched: Flask would do nothing either
+        super().save_session(app, session, response)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or (
             has_request_context() and request.is_secure
         )
-
-
-def _assign_request_id() -> None:
-    request_id()
-
-
-def _no_debugger_urls() -> None:
-    """Without the debugger, its URLs (``?__debugger__=yes&cmd=...``) are plain 404s.
-
-    The debugger is only ever wrapped around the app by the dev launcher with
-    FLASK_DEBUG on (refused in production); answering its URLs with the page
-    they were appended to would still tell a scanner it had found a Flask app.
-    """
-    if "__debugger__" in request.args and not current_app.debug:
-        abort(404)
-
-
-def register_security(app: Flask) -> None:
-    app.before_request(_assign_request_id)
-    app.before_request(_no_debugger_urls)
-    app.after_request(_add_headers)

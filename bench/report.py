@@ -44,10 +44,26 @@ def ratios(results: dict) -> list[dict]:
         rows.append({"key": key, "text": text, "value": value, "goal": goal, "met": met})
 
     inprocess = results.get("inprocess") or {}
+    breakdown = results.get("inprocess_breakdown") or {}
+    bare_us = inprocess.get("bare_flask_us")
     add(
         "inprocess",
-        "µs per request in process (no server), the starter against a bare Flask app",
-        _ratio(inprocess.get("ours_us"), inprocess.get("bare_flask_us")),
+        "µs per request in process (no server), the starter (every feature on, the access "
+        "line written) against a bare Flask app",
+        _ratio(inprocess.get("ours_us"), bare_us),
+        ("<=", 1.1),
+    )
+    add(
+        "inprocess-no-access-log",
+        "µs per request in process, the starter with LOG_LEVEL=warning (no access line) "
+        "against a bare Flask app",
+        _ratio(breakdown.get("ours_no_access_log_us"), bare_us),
+    )
+    add(
+        "inprocess-sessions",
+        "µs per request in process, a bare Flask app with a SECRET_KEY (Flask's own "
+        "session on every request) against one without",
+        _ratio(breakdown.get("bare_flask_sessions_us"), bare_us),
     )
     for launcher in ("gunicorn", "granian", "waitress"):
         add(
@@ -98,6 +114,8 @@ def ratios(results: dict) -> list[dict]:
 IN_PROCESS = {
     "bare_flask_us": "a bare Flask app (bench/apps.py)",
     "ours_us": "the starter, production settings, access log line written",
+    "bare_flask_sessions_us": "the bare Flask app with a SECRET_KEY (Flask's session on)",
+    "ours_no_access_log_us": "the starter with LOG_LEVEL=warning: no access line",
 }
 
 
@@ -144,7 +162,7 @@ def _config_row(c: dict) -> list[str]:
 def figures_markdown(results: dict) -> str:
     m, method = results["machine"], results["method"]
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
-    inprocess = results.get("inprocess") or {}
+    inprocess = (results.get("inprocess") or {}) | (results.get("inprocess_breakdown") or {})
     configs = results["configs"]
     parts = [
         "# Bench figures",
@@ -171,7 +189,7 @@ def figures_markdown(results: dict) -> str:
         ),
         "## In process, no server",
         _table(
-            ["app", "µs per request (median)"],
+            ["app", "µs of CPU per request (median)"],
             [[IN_PROCESS.get(name, name), _number(us, 1)] for name, us in inprocess.items()],
         ),
         "## Commands",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from settings import registry
-from settings.fields import Default, address, choice, integer, seconds, setting, text
+from settings.fields import Converter, Default, address, choice, integer, seconds, setting, text
 from settings.fields import declarations as _declarations
 from settings.rules import DEV_SECRET_KEY, MIN_SECRET_LENGTH
 
@@ -60,6 +60,36 @@ def _debug(values: dict, ctx: Context) -> tuple[bool, str]:
     ] == "development" and launcher == "dev", f"APP_ENV={values['env']}, {launcher}"
 
 
+class HostNames(tuple):
+    """Host names, shown as they are written: separated by commas."""
+
+    def __str__(self) -> str:
+        return ",".join(self)
+
+
+def _host_names(text: str) -> HostNames:
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    for name in names:
+        bare = name.removeprefix(".")
+        try:
+            valid = ":" not in bare and bool(address(bare))  # werkzeug cannot match IPv6
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError(
+                f"{name!r} is not a host name: expected names such as example.com, "
+                ".example.com (every subdomain) or 127.0.0.1, separated by commas"
+            )
+    return HostNames(names)
+
+
+host_names = Converter("host names, comma-separated (.example.com: every subdomain)", _host_names)
+
+
+def _any_host(values: dict, ctx: Context) -> tuple[HostNames, str]:
+    return HostNames(), ""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     env: Literal["development", "production", "testing"] = setting(
@@ -105,7 +135,7 @@ class Settings:
         "WEB_THREADS",
         4,
         "Threads per process: waitress's request threads, gunicorn's gthread threads, "
-        "granian's blocking threads.",
+        "the requests granian's app runs at once in each worker.",
         convert=integer(1, 1024),
     )
     worker_class: Literal["gevent", "gthread", "sync"] = setting(
@@ -117,7 +147,8 @@ class Settings:
     worker_connections: int = setting(
         "WORKER_CONNECTIONS",
         1000,
-        "Open connections one process keeps at most (gunicorn gevent, waitress's connection_limit).",
+        "Open connections one process keeps at most (gunicorn gevent, waitress's "
+        "connection_limit, granian's backpressure and blocking threads).",
         convert=integer(1, 100000),
     )
     secret_key: str = setting(
@@ -133,6 +164,14 @@ class Settings:
         0,
         "How many reverse proxies in front set X-Forwarded-*; 0 trusts none of those headers.",
         convert=integer(0, 10),
+    )
+    trusted_hosts: HostNames = setting(
+        "TRUSTED_HOSTS",
+        Default(_any_host, "(empty: any host)"),
+        "The host names the app answers to (Host, or X-Forwarded-Host from a trusted proxy); "
+        "any other gets 400. Set it in production: your domains, and 127.0.0.1 or localhost "
+        "too if a health check calls the app by that name (the Dockerfile's does).",
+        convert=host_names,
     )
     graceful_timeout: float = setting(
         "GRACEFUL_TIMEOUT",

@@ -50,7 +50,7 @@ LAUNCHERS: dict[str, Launcher] = {
     ),
     "granian": Launcher(
         "launchers.granian:serve",
-        "granian, the Rust HTTP server, through WSGI",
+        "granian, the Rust HTTP server, through WSGI, behind a proxy that re-frames requests (nginx)",
         "yes (granian's own, workers killed after `GRACEFUL_TIMEOUT`)",
         "granian",
         requirements="requirements-granian.txt",

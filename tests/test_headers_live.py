@@ -16,6 +16,9 @@ import pytest
 from tests.live import PRODUCTION_LAUNCHERS, production_env, serve_app_args, statuses
 from tests.support import free_port, get, raw_exchange, request, running
 
+# Each test starts real servers: left out of the quick `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
 
 

@@ -13,6 +13,9 @@ import pytest
 from tests.live import LAUNCHER_NAMES, PRODUCTION_LAUNCHERS, production_env, serve_app_args
 from tests.support import PYTHON, free_port, get, request, running
 
+# Each test starts real servers: left out of the quick `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 REQUESTS = [  # (method, path, body, expected status), each sent with its own request id
     ("GET", "/api/info", None, 200),
     ("GET", "/missing", None, 404),
@@ -99,3 +102,20 @@ def test_an_unexpected_error_is_a_generic_500_and_one_traceback_in_the_log(launc
     assert err.count("Traceback (most recent call last)") == 1, err
     assert err.count("RuntimeError: secret detail that must stay in the log") == 1, err
     assert len([line for line in out.splitlines() if "id=boom-1" in line]) == 1, out
+
+
+@pytest.mark.parametrize("launcher", PRODUCTION_LAUNCHERS)
+def test_a_request_cannot_forge_an_access_line(launcher):
+    """CR LF in the path, percent-encoded: the server decodes it; the log line escapes it."""
+    port = free_port()
+    env = production_env(launcher, port, WEB_CONCURRENCY=1)
+    forged = "/x%0D%0A2026-01-01%2000:00:00,000%20[1]%20[INFO]%20app.access:%20fake"
+    with running([PYTHON, "main.py"], env, port) as server:
+        assert get(port, forged, headers={"X-Request-ID": "forge-1"}).status == 404
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit(15) == 0
+        out = server.stdout
+    lines = out.splitlines()
+    assert not [line for line in lines if line.startswith("2026-01-01")], out
+    (line,) = [line for line in lines if "forge-1" in line]
+    assert '"GET /x\\x0D\\x0A2026-01-01 00:00:00,000 [1]' in line, line

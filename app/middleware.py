@@ -1,0 +1,107 @@
+"""The app's one WSGI layer: what it does around every request, in one call.
+
+For each request: the head's limits (414, 431, app/limits.py), the request id
+(kept when well formed, else a new one), the body guard (app.limits.RequestBody),
+the in-flight record (app/lifecycle.py); for each response: the security headers
+and X-Request-ID (HSTS over HTTPS, as the request arrived after ProxyFix),
+``Connection: close`` when the body was not read to its end, and one access line.
+
+It is one plain WSGI callable rather than Flask's before/after/teardown hooks,
+which reach the request through context-local proxies many times over: the
+same work costs a fraction of the time (docs/performance.md). Errors it finds
+itself are answered by the app's own error pages, so they too get the headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException, NotFound
+
+from app.errors import error_response
+from app.lifecycle import IN_FLIGHT
+from app.limits import RequestBody, has_body, head_refusal
+from app.logs import ACCESS, log_access
+from app.security import REQUEST_ID_KEY, add_security_headers, request_id_for
+
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+access_enabled = ACCESS.isEnabledFor
+
+
+class RequestLayer:
+    def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        started = time.perf_counter()
+        rid = environ[REQUEST_ID_KEY] = request_id_for(environ)
+        body = None
+        if has_body(environ):
+            body = environ["wsgi.input"] = RequestBody(environ["wsgi.input"], environ)
+        https = environ.get("wsgi.url_scheme") == "https"
+        status = [500]
+
+        def start(code: str, headers: list, exc_info: Any = None) -> Callable:
+            status[0] = int(code[:3])
+            add_security_headers(headers, https, rid)
+            if body is None or body.drain():
+                return start_response(code, headers, exc_info)
+            try:
+                return start_response(code, [*headers, ("Connection", "close")], exc_info)
+            except AssertionError:
+                # A server that keeps hop-by-hop headers to itself, as PEP 3333 says
+                # (waitress, wsgiref), refuses it; such a server read the body itself.
+                return start_response(code, headers, sys.exc_info())
+
+        key = id(environ)
+        IN_FLIGHT[key] = (
+            environ.get("REQUEST_METHOD", ""),
+            environ.get("PATH_INFO", ""),
+            rid,
+            started,
+        )
+        query = environ.get("QUERY_STRING", "")
+        try:
+            refusal = head_refusal(environ)
+            if refusal is None and query and ("__debugger__" in query or "%" in query):
+                refusal = self._debugger_url(query)
+            if refusal is not None:
+                return error_response(self.app, refusal, environ)(environ, start)
+            return self.wsgi_app(environ, start)
+        finally:
+            del IN_FLIGHT[key]
+            if access_enabled(logging.INFO):  # above info, no line is built
+                path = environ.get("PATH_INFO", "")
+                if not path.isascii():  # as werkzeug decodes it for request.path
+                    path = path.encode("latin-1", "replace").decode("utf-8", "replace")
+                log_access(
+                    environ.get("REQUEST_METHOD", ""),
+                    "/" + path.lstrip("/"),
+                    query,
+                    status[0],
+                    round((time.perf_counter() - started) * 1000, 2),
+                    rid,
+                    environ.get("REMOTE_ADDR"),
+                )
+
+    def _debugger_url(self, query: str) -> HTTPException | None:
+        """Without the debugger, its URLs (``?__debugger__=yes&cmd=...``) are plain 404s.
+
+        The debugger is only ever wrapped around the app by the dev launcher with
+        FLASK_DEBUG on (refused in production); answering its URLs with the page
+        they were appended to would still tell a scanner it had found a Flask app.
+        """
+        if "__debugger__" in parse_qs(query, keep_blank_values=True) and not self.app.debug:
+            return NotFound()
+        return None
+
+
+def register_middleware(app: Flask) -> None:
+    app.wsgi_app = RequestLayer(app, app.wsgi_app)  # type: ignore[method-assign]

@@ -1,0 +1,160 @@
+"""The access log, in process: one line per request whatever its answer, its fields in
+both formats, and nothing a client sends can write a line of its own (CWE-117).
+
+What real servers write to stdout and stderr is in tests/test_logs_live.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from app import create_app
+from app.logs import ACCESS, TEXT_FORMAT, TextFormatter, escape, make_formatter
+from tests.support import SECRET
+
+FIELDS = {"method", "path", "status", "duration_ms", "request_id", "remote_addr"}
+
+
+@pytest.fixture(params=["text", "json"])
+def log_format(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def lines(log_format) -> Iterator[Callable[[], list[str]]]:
+    """The access lines written so far in the test, formatted as LOG_FORMAT says."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(make_formatter(log_format))
+    ACCESS.addHandler(handler)
+    try:
+        yield lambda: out.getvalue().splitlines()
+    finally:
+        ACCESS.removeHandler(handler)
+
+
+@pytest.fixture
+def client(log_format):
+    app = create_app({"APP_ENV": "production", "SECRET_KEY": SECRET, "LOG_FORMAT": log_format})
+
+    @app.get("/api/boom")
+    def boom():
+        raise RuntimeError("boom")
+
+    return app.test_client()
+
+
+FORGED = '/x\r\n2026-01-01 00:00:00,000 [1] [INFO] app.access: 1.2.3.4 "GET /admin" 200'
+
+
+def test_a_path_cannot_write_a_line_of_its_own(client, lines, log_format):
+    client.get(FORGED.replace("\r", "%0d").replace("\n", "%0a").replace(" ", "%20"))
+    client.get("/healthz")
+    assert len(lines()) == 2, lines()
+    first = lines()[0]
+    assert "\r" not in first and "\n" not in first
+    if log_format == "json":
+        assert json.loads(first)["path"] == FORGED  # kept exactly, escaped by JSON
+    else:
+        assert '"GET /x\\x0D\\x0A2026-01-01' in first and "\\x22GET /admin\\x22" in first
+
+
+@pytest.mark.parametrize(
+    "text, escaped",
+    [
+        ("/plain/path?q=1", "/plain/path?q=1"),
+        ("/a\rb\nc", "/a\\x0Db\\x0Ac"),
+        ("/tab\there", "/tab\\x09here"),
+        ('/quote"and\\back', "/quote\\x22and\\x5Cback"),
+        ("/\x1b[31mred", "/\\x1B[31mred"),
+        ("/nel\x85ls\u2028ps\u2029", "/nel\\x85ls\\u2028ps\\u2029"),
+        ("/caf\u00e9", "/caf\u00e9"),
+    ],
+)
+def test_escape(text, escaped):
+    assert escape(text) == escaped
+
+
+def test_a_forwarded_address_is_escaped_too(lines, log_format):
+    app = create_app({"APP_ENV": "testing", "TRUSTED_PROXY_HOPS": 1, "LOG_FORMAT": log_format})
+    # A terminal escape (clear the screen) that a server passes on in a header value.
+    forwarded = {"HTTP_X_FORWARDED_FOR": "203.0.113.9\x1b[2J"}
+    app.test_client().get("/healthz", environ_overrides=forwarded)
+    (line,) = lines()
+    assert "\x1b" not in line
+    if log_format == "text":
+        assert line.split(" app.access: ")[1].startswith('203.0.113.9\\x1B[2J "GET')
+
+
+def test_one_line_per_request_whatever_the_answer(client, lines, log_format):
+    sent = [
+        (client.get("/healthz"), 200),
+        (client.get("/missing"), 404),
+        (client.get("/api/echo"), 405),
+        (client.post("/api/echo", data=b"{nope"), 400),
+        (client.post("/api/echo", data=b"1" * (2 * 1024 * 1024)), 413),
+        (client.get("/api/" + "a" * 9000), 414),
+        (client.get("/api/boom"), 500),
+    ]
+    assert [r.status_code for r, _ in sent] == [status for _, status in sent]
+    assert len(lines()) == len(sent), lines()
+    for (r, status), line in zip(sent, lines(), strict=True):
+        rid = r.headers["X-Request-ID"]
+        if log_format == "json":
+            entry = json.loads(line)
+            assert FIELDS <= set(entry) and entry["logger"] == "app.access"
+            assert (entry["status"], entry["request_id"]) == (status, rid)
+            assert entry["remote_addr"] == "127.0.0.1" and entry["duration_ms"] >= 0
+        else:
+            assert f'" {status} ' in line and line.endswith(f"id={rid}")
+            assert line.split(" app.access: ")[1].startswith('127.0.0.1 "')
+
+
+def test_the_text_line_names_method_target_status_duration_and_id(client, lines, log_format):
+    client.get("/healthz?probe=1", headers={"X-Request-ID": "req-7"})
+    (line,) = lines()
+    if log_format == "json":
+        entry = json.loads(line)
+        assert (entry["method"], entry["path"]) == ("GET", "/healthz")
+        assert entry["message"].startswith('127.0.0.1 "GET /healthz?probe=1" 200 ')
+    else:
+        message = line.split(" [INFO] app.access: ")[1]
+        assert message.startswith('127.0.0.1 "GET /healthz?probe=1" 200 ')
+        assert message.endswith("ms id=req-7")
+
+
+def test_above_info_no_access_line_is_written(lines):
+    app = create_app({"APP_ENV": "testing", "LOG_LEVEL": "warning"})
+    try:
+        app.test_client().get("/healthz")
+    finally:
+        create_app({"APP_ENV": "testing"})  # back to info for the other tests
+    assert lines() == []
+
+
+def test_the_text_formatter_writes_what_logging_would_with_text_format():
+    try:
+        raise ValueError("x")
+    except ValueError:
+        failed = logging.LogRecord(
+            "app.x", logging.ERROR, __file__, 1, "no %s", ("y",), sys.exc_info()
+        )
+    plain = logging.LogRecord("app.x", logging.WARNING, __file__, 1, "a %s", ("b",), None)
+    for record in (plain, failed):
+        assert TextFormatter().format(record) == logging.Formatter(TEXT_FORMAT).format(record)
+
+
+def test_json_fields_are_what_the_client_sent(lines, log_format):
+    app = create_app({"APP_ENV": "testing", "LOG_FORMAT": log_format})
+    app.test_client().get("/a\x7fb")
+    (line,) = lines()
+    if log_format == "json":
+        assert json.loads(line)["path"] == "/a\x7fb"
+    else:
+        assert "/a\\x7Fb" in line
