@@ -5,6 +5,10 @@ interactive debugger, exactly as ``flask run --debug`` does; a stop is then
 immediate. With FLASK_DEBUG off it serves one threaded process that drains on
 SIGTERM: stop accepting, let requests in flight finish (up to
 GRACEFUL_TIMEOUT), exit 0.
+
+Either way requests go through ``launchers.dev_handler``: Werkzeug's server on its
+own could be crashed by one malformed chunked body (docs/production.md, what
+ALLOW_DEV_SERVER exposes).
 """
 
 from __future__ import annotations
@@ -16,19 +20,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server, run_simple
+from werkzeug.serving import BaseWSGIServer, make_server, run_simple
 
 from app import create_app, lifecycle
+from launchers.dev_handler import StrictRequestHandler
 from settings import Settings
 
 log = logging.getLogger("launchers.dev")
-
-
-class QuietRequestHandler(WSGIRequestHandler):
-    """The app writes one access line per request; the server's own would double it."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 def serve(
@@ -46,11 +44,11 @@ def serve(
             use_reloader=True,
             use_debugger=True,
             threaded=True,
-            request_handler=QuietRequestHandler,
+            request_handler=StrictRequestHandler,
         )
         return
     server = make_server(
-        settings.host, settings.port, app, threaded=True, request_handler=QuietRequestHandler
+        settings.host, settings.port, app, threaded=True, request_handler=StrictRequestHandler
     )
     serve_until_stopped(server, settings.graceful_timeout)
 

@@ -1,9 +1,15 @@
 """granian: the Rust HTTP server (hyper and tokio), through its WSGI interface.
 
 The fastest launcher offered (see docs/performance.md): HTTP parsing, keep-alive
-and slow clients are handled in Rust, so Python only runs the app. An optional
-dependency: ``pip install -r requirements-granian.txt``. Without it,
+and slow request heads are handled in Rust, so Python only runs the app. An
+optional dependency: ``pip install -r requirements-granian.txt``. Without it,
 ``APP_LAUNCHER=granian`` stops with the pip command (launchers.checks).
+
+The app runs behind ``launchers.granian_guard``: it refuses the requests granian
+passes on that gunicorn refuses (some let a request be smuggled), as far as the
+WSGI environ shows them, and reads each body before the app runs, so a slow body
+cannot hold the app's threads. What the environ cannot show is why granian should
+face clients through a proxy that re-frames requests (docs/production.md).
 
 ``options(settings)`` is the single source of granian's configuration, as
 ``launchers.gunicorn.options`` is gunicorn's.
@@ -19,6 +25,7 @@ refused connection. SIGINT (Ctrl-C) stops at once.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import signal
 from collections.abc import Callable
@@ -32,20 +39,30 @@ from granian.log import LogLevels
 from granian.server import Server
 
 from app import create_app
-from app.limits import HEADER_LINE_BYTES, REQUEST_LINE_BYTES
+from launchers.granian_guard import guarded
 from settings import Settings
 
-# Request limits (app.limits), as gunicorn's limit_request_* enforce them.
 # hyper bounds the whole head (request line and headers: 431 above this) and the
-# field count (431 above 100); it has no per-line limit, so limit_head() adds one.
+# field count (431 above 100); the per-line limits are the app's (app/limits.py).
 HEAD_BUFFER_BYTES = 32 * 1024  # nginx's default too: 4 buffers of 8 KiB
+
+
+class ManyThreadsNotice(logging.Filter):
+    """granian warns at every start when a worker may have more blocking threads than
+    2 x CPUs + 1. Ours are meant to be many (one per connection, see options()): they
+    wait on bodies, and only WEB_THREADS of them run the app at once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Configuration allows spawning up to")
+
 
 # granian's own log records go to the app's handlers (one format, LOG_FORMAT):
 # it replaces its default stdout handlers with these loggers, propagating to root.
 LOG_CONFIG: dict[str, Any] = {
     "handlers": {},
+    "filters": {"many_threads": {"()": ManyThreadsNotice}},
     "loggers": {
-        "_granian": {"handlers": [], "propagate": True},
+        "_granian": {"handlers": [], "propagate": True, "filters": ["many_threads"]},
         "granian.access": {"handlers": [], "propagate": True},
     },
 }
@@ -59,10 +76,13 @@ def options(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         "interface": Interfaces.WSGI,
         "workers": settings.workers,
-        # Python threads per worker that run the app (WEB_THREADS): a few beat both one
-        # (a slow request would hold its whole worker) and granian's default of hundreds
-        # (a long tail). Figures: docs/performance.md.
-        "blocking_threads": settings.threads,
+        # One blocking thread per connection a worker accepts: a request's body is read
+        # on its thread before the app runs (launchers.granian_guard), so a client
+        # trickling its body parks a thread, never the app. The app itself runs on at
+        # most WEB_THREADS of them at once: a few beat both one (a slow request would
+        # hold its whole worker) and hundreds (a long tail). Figures: docs/performance.md.
+        "blocking_threads": settings.worker_connections,
+        "backpressure": settings.worker_connections,  # connections a worker keeps open
         "http": HTTPModes.http1,  # what proxies and platforms speak to the app
         "websockets": False,  # not available through WSGI; saves a log line
         "http1_settings": HTTP1Settings(
@@ -81,25 +101,9 @@ def options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def limit_head(app: Callable) -> Callable:
-    """414 for a request target over 8 KiB, 431 for a header over 8 KiB.
-
-    The target is measured as granian hands it over: the path decoded, the
-    query as sent (a percent-encoded path counts once decoded; hyper's 32 KiB
-    head limit still bounds it).
-    """
-    from werkzeug.exceptions import RequestHeaderFieldsTooLarge, RequestURITooLarge
-
-    def limited(environ: dict, start_response: Callable) -> Any:
-        target = len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", ""))
-        if target > REQUEST_LINE_BYTES:
-            return RequestURITooLarge()(environ, start_response)
-        for key, value in environ.items():
-            if key[:5] == "HTTP_" and len(value) > HEADER_LINE_BYTES:
-                return RequestHeaderFieldsTooLarge()(environ, start_response)
-        return app(environ, start_response)
-
-    return limited
+def wrap(app: Callable, settings: Settings) -> Callable:
+    """The app as a granian worker serves it: behind our guard (the head limits are the app's own)."""
+    return guarded(app, app_threads=settings.threads, max_body=settings.max_content_length)
 
 
 def load_app(settings: Settings, target: str) -> Callable:
@@ -108,7 +112,7 @@ def load_app(settings: Settings, target: str) -> Callable:
     A module-level function over picklable settings, so it also works where
     workers are spawned rather than forked (macOS, Windows).
     """
-    return limit_head(create_app(settings))
+    return wrap(create_app(settings), settings)
 
 
 def _stop_at_once_on_sigint(server: Any) -> Callable[[], None]:
@@ -128,7 +132,6 @@ def serve(settings: Settings, *, app: Callable | None = None) -> None:
     server = Server(**options(settings))
     server.on_startup(_stop_at_once_on_sigint(server))
     if app is not None:
-        limited = limit_head(app)
-        server.serve(target_loader=lambda target: limited)
+        server.serve(target_loader=lambda target: wrap(app, settings))
     else:
         server.serve(target_loader=functools.partial(load_app, settings))

@@ -15,13 +15,10 @@ import resource
 import signal
 import socket
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 
 from settings.registry import LAUNCHERS
-from tests.malformed_corpus import FOLLOW_UP, VECTORS
 from tests.support import IN_CI, PYTHON, SECRET, Server, clean_env, get, request
 
 LAUNCHER_NAMES = tuple(LAUNCHERS)
@@ -218,39 +215,6 @@ def wait_until_gone(pids, timeout: float = 3.0) -> list[int]:
     while any(map(alive, pids)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return [pid for pid in pids if alive(pid)]
-
-
-# --- the corpus of malformed requests (tests/malformed_corpus.py) -------------------------
-
-
-@dataclass
-class Outcome:
-    statuses: list[int]  # every response on the connection, in order
-    app_saw: list[str]  # "METHOD /path" the app was given, the follow-up left out
-
-
-def send_vector(port: int, data: bytes) -> list[int]:
-    """Send a vector and the follow-up; the status of every response that came back."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        try:
-            s.sendall(data + FOLLOW_UP)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused before it was all sent: the answer may still be there
-        return statuses(recv_all(s, 1.0))
-
-
-def run_corpus(port: int, requests_seen: Callable[[], list[str]]) -> dict[str, Outcome]:
-    """Each vector in turn, so that what the app saw meanwhile belongs to it.
-
-    ``requests_seen()``: every "METHOD /path" the app has been given so far, in order.
-    """
-    outcomes = {}
-    for name, data in VECTORS.items():
-        before = len(requests_seen())
-        got = send_vector(port, data)
-        seen = requests_seen()[before:]
-        outcomes[name] = Outcome(got, [line for line in seen if line != "GET /healthz"])
-    return outcomes
 
 
 def requests_in_access_log(stdout: str) -> list[str]:

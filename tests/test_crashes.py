@@ -17,6 +17,9 @@ import pytest
 from tests.live import production_env, serve_app_args
 from tests.support import PYTHON, assert_no_traceback, free_port, get, process_tree, running
 
+# Each test starts real servers: left out of the quick `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 
 def workers(server) -> set[int]:
     return set(process_tree(server.pid)) - {server.pid}

@@ -683,6 +683,7 @@ def test_doctor_flags_override_the_environment():
     assert f"127.0.0.1:{port} is free" in result.stdout
 
 
+@pytest.mark.slow  # makes the unprivileged sandbox
 def test_doctor_finds_a_privileged_port(sandbox):
     env = sandbox.env(PORT=80, HOST="127.0.0.1", FLASK_DEBUG=0)
     result = run_doctor(env, cwd=sandbox.project, python=sandbox.python, nobody=True)

@@ -31,6 +31,7 @@ SHELL = {"APP_ENV": "production", "HOST": "::1", "LOG_FORMAT": "json", "MAX_CONT
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # the quick suite, run whole inside this test
 def test_the_quick_suite_passes_beside_a_production_dotenv(tmp_path):
     project = tmp_path / "project"
     shutil.copytree(

@@ -69,6 +69,7 @@ def test_gunicorn_config_rejects_a_bad_setting_without_traceback():
     assert_no_traceback(result.stderr)
 
 
+@pytest.mark.slow  # makes the unprivileged sandbox
 def test_gunicorn_as_nobody_without_a_home_logs_no_error(sandbox):
     port = free_port()
     env = sandbox.env(

@@ -16,6 +16,9 @@ import pytest
 from tests.live import LAUNCHER_NAMES, production_env, serve_app_args
 from tests.support import PYTHON, assert_no_traceback, free_port, running
 
+# Each test starts real servers: left out of the quick `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 # What a launcher logs when it gives up on a request at GRACEFUL_TIMEOUT: ours write
 # "graceful timeout"; these servers stop their workers themselves.
 GIVING_UP_SAYS = {

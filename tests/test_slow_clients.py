@@ -1,12 +1,14 @@
-"""300 stalled partial requests must not stop ordinary requests being answered.
+"""Slow clients must not stop ordinary requests being answered.
 
 Under the production defaults of every production launcher (gunicorn's gevent
 workers, waitress's connection_limit from WORKER_CONNECTIONS, granian's own
 event loop): 300 connections send part of a request head and then only a header
 line now and then (slowloris); meanwhile 20 ordinary requests, one after
 another, each get 3 s. At least 19 must be answered; with heads that stop half
-way and never go on, all 20. Everything is bounded: the slow connections are
-closed at the end.
+way and never go on, all 20. And 50 connections whose head has arrived but whose
+body trickles in at 2 bytes a second (granian gave each a thread of the app, and
+nothing else was served): 10 ordinary requests are all answered. Everything is
+bounded: the slow connections are closed at the end.
 """
 
 from __future__ import annotations
@@ -113,6 +115,70 @@ def test_heads_that_stop_half_way_do_not_cost_a_single_ordinary_request(launcher
         finally:
             close_all(socks)
     assert answered == ORDINARY, f"{launcher}: {answered}/{ORDINARY} answered"
+
+
+TRICKLING = 50
+BODY = 1000  # bytes each trickling body announces: never all sent within the test
+
+
+def open_trickling_bodies(port: int, count: int) -> list[socket.socket]:
+    """Connections that sent a whole request head, and the first byte of its body."""
+    head = (
+        "POST /api/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {BODY}\r\n\r\n{{"
+    ).encode()
+    socks = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(head)
+        socks.append(s)
+    return socks
+
+
+@contextlib.contextmanager
+def trickling_bodies(socks: list[socket.socket]):
+    """Two more bytes of each body every second (far from its Content-Length)."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(1.0):
+            for s in socks:
+                with contextlib.suppress(OSError):
+                    s.send(b"  ")
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", PRODUCTION_LAUNCHERS)
+def test_trickling_bodies_do_not_starve_ordinary_requests(launcher):
+    raise_fd_limit(TRICKLING + 200)
+    port = free_port()
+    with running([PYTHON, "main.py"], production_env(launcher, port, WEB_CONCURRENCY=2), port):
+        socks = open_trickling_bodies(port, TRICKLING)
+        try:
+            with trickling_bodies(socks):
+                time.sleep(1.0)  # every body under way (not an assertion)
+                answered = sum(
+                    _answered(port)
+                    for _ in range(10)  # each bounded by its 3 s timeout
+                )
+        finally:
+            close_all(socks)
+    assert answered == 10, f"{launcher}: {answered}/10 answered beside {TRICKLING} slow bodies"
+
+
+def _answered(port: int) -> bool:
+    try:
+        return get(port, "/healthz", timeout=PER_REQUEST).status == 200
+    except OSError:
+        return False
 
 
 def wait_until_connected(output, count: float, timeout: float) -> bool:
