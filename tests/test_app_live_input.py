@@ -142,6 +142,11 @@ def test_request_heads_at_the_limits_pass_and_over_them_are_refused(server):
     assert first_status(port, head_with(b"GET /healthz HTTP/1.1", more)) == 431
 
 
+# Servers whose own parser refuses an oversized head before the app sees it (gunicorn's
+# limit_request_*, our waitress parser); under granian the app answers it itself.
+SERVER_REFUSES_OVERSIZED_HEADS = frozenset({"gunicorn", "waitress"})
+
+
 def answer_to(port: int, data: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(data)
@@ -160,7 +165,8 @@ def test_where_the_app_refuses_a_head_it_answers_with_its_own_error(server, data
     launcher, port, _ = server
     raw = answer_to(port, data)
     head, _, body = raw.partition(b"\r\n\r\n")
-    if b"x-request-id" not in head.lower():
-        pytest.skip(f"{launcher} refused it itself, at the same boundary")
-    assert b"x-content-type-options: nosniff" in head.lower()
+    assert raw.startswith(b"HTTP/1.") and int(raw.split(b" ", 2)[1]) in (414, 431), raw[:200]
+    if launcher in SERVER_REFUSES_OVERSIZED_HEADS:
+        return  # its own parser answers first, at the same byte (test_malformed.py)
+    assert b"x-content-type-options: nosniff" in head.lower() and b"x-request-id" in head.lower()
     assert json.loads(body)["status"] in (414, 431)
