@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -45,8 +46,8 @@ def open_stalled(port: int, count: int) -> list[socket.socket]:
 
 
 @contextlib.contextmanager
-def trickling(socks: list[socket.socket], every: float = 1.0):
-    """Send one more header line on each connection every ``every`` seconds."""
+def sending_every(socks: list[socket.socket], every: float, more: Callable[[int], bytes]):
+    """Send ``more(n)`` on each connection every ``every`` seconds (n = 1, 2, ...)."""
     stop = threading.Event()
 
     def run() -> None:
@@ -55,7 +56,7 @@ def trickling(socks: list[socket.socket], every: float = 1.0):
             n += 1
             for s in socks:
                 with contextlib.suppress(OSError):
-                    s.send(f"a\r\nX-Slow-{n}: ".encode())
+                    s.send(more(n))
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -64,6 +65,11 @@ def trickling(socks: list[socket.socket], every: float = 1.0):
     finally:
         stop.set()
         t.join(5)
+
+
+def trickling(socks: list[socket.socket], every: float = 1.0):
+    """One more header line on each connection every ``every`` seconds."""
+    return sending_every(socks, every, lambda n: f"a\r\nX-Slow-{n}: ".encode())
 
 
 def ordinary_requests(port: int, timeout: float = PER_REQUEST) -> int:
@@ -135,24 +141,9 @@ def open_trickling_bodies(port: int, count: int) -> list[socket.socket]:
     return socks
 
 
-@contextlib.contextmanager
 def trickling_bodies(socks: list[socket.socket]):
     """Two more bytes of each body every second (far from its Content-Length)."""
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.wait(1.0):
-            for s in socks:
-                with contextlib.suppress(OSError):
-                    s.send(b"  ")
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        t.join(5)
+    return sending_every(socks, 1.0, lambda n: b"  ")
 
 
 @pytest.mark.slow
