@@ -151,25 +151,32 @@ def trickling_bodies(socks: list[socket.socket]):
 def test_trickling_bodies_do_not_starve_ordinary_requests(launcher):
     raise_fd_limit(TRICKLING + 200)
     port = free_port()
-    with running([PYTHON, "main.py"], production_env(launcher, port, WEB_CONCURRENCY=2), port):
+    with running(
+        [PYTHON, "main.py"], production_env(launcher, port, WEB_CONCURRENCY=2), port
+    ) as server:
         socks = open_trickling_bodies(port, TRICKLING)
         try:
             with trickling_bodies(socks):
                 time.sleep(1.0)  # every body under way (not an assertion)
-                answered = sum(
-                    _answered(port)
-                    for _ in range(10)  # each bounded by its 3 s timeout
-                )
+                outcomes = [_outcome(port) for _ in range(10)]  # each bounded by 3 s
         finally:
             close_all(socks)
-    assert answered == 10, f"{launcher}: {answered}/10 answered beside {TRICKLING} slow bodies"
+        log = server.stdout + server.stderr
+    answered = outcomes.count("200")
+    assert answered == 10, (
+        f"{launcher}: {answered}/10 answered beside {TRICKLING} slow bodies: {outcomes}\n"
+        f"{log[-3000:]}"
+    )
 
 
-def _answered(port: int) -> bool:
+def _outcome(port: int) -> str:
+    """ "200", another status, or the error, with how long it took when not a 200."""
+    started = time.monotonic()
     try:
-        return get(port, "/healthz", timeout=PER_REQUEST).status == 200
-    except OSError:
-        return False
+        status = str(get(port, "/healthz", timeout=PER_REQUEST).status)
+    except OSError as error:
+        status = repr(error)
+    return status if status == "200" else f"{status} after {time.monotonic() - started:.2f} s"
 
 
 def wait_until_connected(output, count: float, timeout: float) -> bool:
