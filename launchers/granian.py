@@ -14,12 +14,11 @@ face clients through a proxy that re-frames requests (docs/production.md).
 ``options(settings)`` is the single source of granian's configuration, as
 ``launchers.gunicorn.options`` is gunicorn's.
 
-Shutdown: SIGTERM closes the listener at once (a new connection is refused),
-lets requests in flight finish and exits 0; a worker still busy after
-GRACEFUL_TIMEOUT is killed (``workers_kill_timeout``: without it one stop in
-fifteen never ended here). granian gives no hook inside a worker when the stop
-begins, so /readyz never gets to answer 503: readiness is signalled by the
-refused connection. SIGINT (Ctrl-C) stops at once.
+Shutdown: SIGTERM makes /readyz answer 503, empties each worker's listen queue
+(``_drain_on_sigterm``), closes the listeners (a new connection is refused), lets
+requests in flight finish and exits 0; a worker still busy after GRACEFUL_TIMEOUT
+is killed (``workers_kill_timeout``: without it one stop in fifteen never ended
+here). SIGINT (Ctrl-C) stops at once.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import functools
 import logging
 import math
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +38,8 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
 
-from app import create_app
+from app import create_app, lifecycle
+from launchers import listener
 from launchers.granian_guard import guarded
 from settings import Settings
 
@@ -102,8 +103,50 @@ def options(settings: Settings) -> dict[str, Any]:
 
 
 def wrap(app: Callable, settings: Settings) -> Callable:
-    """The app as a granian worker serves it: behind our guard (the head limits are the app's own)."""
+    """The app as a granian worker serves it: behind our guard (the head limits are the
+    app's own), in a worker whose SIGTERM first empties its listen queue."""
+    if sys.platform.startswith("linux"):
+        _drain_on_sigterm(settings.port)
     return guarded(app, app_threads=settings.threads, max_body=settings.max_content_length)
+
+
+def _drain_on_sigterm(port: int) -> None:
+    """In a granian worker: SIGTERM empties the worker's listen queue before it stops.
+
+    On Linux each granian worker listens on a socket of its own (SO_REUSEPORT)
+    and closes it when told to stop; the connections its queue still held were
+    reset (a POST behind nginx then failed). granian installs the worker's signal
+    handlers after the app is loaded, through ``granian._signals``: ours goes in
+    front of its SIGTERM handler, turns new connections away and lets the worker
+    accept what is queued (launchers/listener.py), then hands over. That holds
+    for a stop, a reload (HUP) and a respawn alike: each closes one worker's socket.
+    """
+    from granian import _signals
+
+    install = _signals.set_sync_signals
+
+    def set_sync_signals() -> Any:
+        event = install()
+        stop = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            lifecycle.begin_shutdown()
+            socks = listener.listening_sockets(port)
+            try:
+                for sock in socks:
+                    listener.stop_queueing(sock)
+                for sock in socks:
+                    listener.wait_until_drained(sock)
+            finally:
+                for sock in socks:
+                    sock.close()  # our duplicate; granian closes its own
+            if callable(stop):
+                stop(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        return event
+
+    _signals.set_sync_signals = set_sync_signals
 
 
 def load_app(settings: Settings, target: str) -> Callable:

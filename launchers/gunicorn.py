@@ -19,11 +19,12 @@ import logging
 import os
 import queue
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
 from app import limits as request_limits
-from launchers import checks, limits
+from launchers import checks, limits, listener
 from settings import Settings
 
 # gunicorn, gevent and the app are imported inside the hooks that run in a worker:
@@ -82,6 +83,7 @@ def options(settings: Settings) -> dict[str, Any]:
         "worker_tmp_dir": SHM if _is_dir(SHM) else None,
         "proc_name": "flask-app",
         "on_starting": _on_starting(settings),
+        "when_ready": when_ready,
         "post_fork": post_fork,
         "post_worker_init": post_worker_init,
         "worker_abort": worker_abort,
@@ -104,6 +106,34 @@ def _on_starting(settings: Settings) -> Callable[[Any], None]:
             server.log.warning(notice)
 
     return on_starting
+
+
+def when_ready(server: Any) -> None:
+    """In the master, once it listens: a graceful stop first empties the listen queue.
+
+    gunicorn's master closes its listeners, then tells the workers to stop; the
+    workers close their copies, and the connections still queued were reset
+    (a POST behind nginx then failed with 502). Before that now, new
+    connections are turned away and the workers, still running, accept what
+    is queued (launchers/listener.py). A reload (HUP) or a recycled worker
+    never closes the listener, so it needs none of this.
+    """
+    stop = server.stop
+
+    def stop_without_resets(graceful: bool = True) -> None:
+        if graceful and server.LISTENERS:
+            started = time.monotonic()
+            for sock in server.LISTENERS:
+                listener.stop_queueing(sock)
+            emptied = all(listener.wait_until_drained(sock) for sock in server.LISTENERS)
+            server.log.info(
+                "Listen queue %s in %.0f ms; stopping the workers",
+                "emptied" if emptied else "still holds connections",
+                (time.monotonic() - started) * 1000,
+            )
+        stop(graceful)
+
+    server.stop = stop_without_resets
 
 
 def logger_class(log_format: str) -> type:

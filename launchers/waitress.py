@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app import create_app, lifecycle
-from launchers import waitress_parser
+from launchers import listener, waitress_parser
 from launchers.limits import ensure_open_files
 from settings import Settings
 
@@ -106,18 +106,45 @@ def serve(
         server.asyncore.close_all(server._map)
 
 
+def _queue_drainer(sock: Any) -> Callable[[], bool]:
+    """After SIGTERM: new connections turned away; then a test, True once none is queued
+    (or after the handshake allowance plus ``listener.DRAIN_LIMIT``, whatever waits)."""
+    listener.stop_queueing(sock)
+    check_from = time.monotonic() + listener.HANDSHAKE_ALLOWANCE
+    give_up = check_from + listener.DRAIN_LIMIT
+
+    def drained() -> bool:
+        now = time.monotonic()
+        return now >= check_from and (now > give_up or not listener.is_queued(sock))
+
+    return drained
+
+
 def _loop(server: Any, stop_at: list[float]) -> None:
     adj = server.adj
     listening = True
+    queue_drained: Callable[[], bool] | None = None
     while True:
         server.asyncore.loop(
-            timeout=0.2 if stop_at else adj.asyncore_loop_timeout,
+            timeout=0.005
+            if listening and stop_at
+            else 0.2
+            if stop_at
+            else adj.asyncore_loop_timeout,
             map=server._map,
             use_poll=adj.asyncore_use_poll,
             count=1,
         )
         if not stop_at:
             continue
+        if listening:
+            # Closing the listener with connections still queued would reset them
+            # (a POST behind nginx then fails): turn new ones away and go on
+            # accepting until none waits (launchers/listener.py).
+            if queue_drained is None:
+                queue_drained = _queue_drainer(server.socket)
+            if not queue_drained():
+                continue
         channels = [c for c in list(server._map.values()) if hasattr(c, "total_outbufs_len")]
         if listening:
             server.del_channel()  # stop accepting; the channels stay in the map

@@ -13,18 +13,15 @@ granian hands the app is checked for that framing.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.live import production_env, serve_app_args
 from tests.malformed_corpus import VECTORS
-from tests.nginx_support import SITE, nginx_main_conf, rewrite_site
+from tests.nginx_support import nginx_in_front
 from tests.raw_http import run_corpus
-from tests.support import clean_env, free_port, need_tool, running
+from tests.support import free_port, running
 
 pytestmark = pytest.mark.slow
 
@@ -40,32 +37,19 @@ UNJUDGED = {
 
 
 def test_behind_nginx_granian_only_ever_gets_requests_nginx_framed(tmp_path):
-    nginx = need_tool("nginx", "granian's condition: a re-framing proxy in front")
-    if os.geteuid() != 0:
-        pytest.skip("nginx's master process needs root here (it switches workers to nobody)")
-    app_port, nginx_port = free_port(), free_port()
-    prefix = Path(tempfile.mkdtemp(prefix="nginx-granian-"))
-    prefix.chmod(0o755)  # workers run as nobody and write request bodies under it
+    app_port = free_port()
     record = tmp_path / "record"
     record.touch()
-    try:
-        site = prefix / "flask-app.conf"
-        site.write_text(rewrite_site(SITE.read_text(), nginx_port, app_port))
-        conf = prefix / "nginx.conf"
-        conf.write_text(nginx_main_conf(prefix, site))
-        proxy = [nginx, "-p", f"{prefix}/", "-c", str(conf), "-e", str(prefix / "error.log")]
-        env = production_env(
-            "granian", app_port, RECORD_FILE=record, TRUSTED_PROXY_HOPS=1, WEB_CONCURRENCY=1
-        )
-        with (
-            running(serve_app_args("tests.apps.framing:app"), env, app_port),
-            running(proxy, clean_env(), nginx_port),
-        ):
-            before = len(record.read_text().splitlines())
-            outcomes = run_corpus(nginx_port, lambda: _requests(record))
-            framed = [json.loads(line) for line in record.read_text().splitlines()[before:]]
-    finally:
-        shutil.rmtree(prefix, ignore_errors=True)
+    env = production_env(
+        "granian", app_port, RECORD_FILE=record, TRUSTED_PROXY_HOPS=1, WEB_CONCURRENCY=1
+    )
+    with (
+        running(serve_app_args("tests.apps.framing:app"), env, app_port),
+        nginx_in_front(app_port, "granian's condition: a re-framing proxy in front") as (port, _),
+    ):
+        before = len(record.read_text().splitlines())
+        outcomes = run_corpus(port, lambda: _requests(record))
+        framed = [json.loads(line) for line in record.read_text().splitlines()[before:]]
     assert len(outcomes) == len(VECTORS)
     assert framed, "nothing reached granian"
     assert not [r for r in framed if r["transfer_encoding"] is not None], framed

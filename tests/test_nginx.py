@@ -1,35 +1,28 @@
 """deploy/nginx/flask-app.conf, run by the real nginx in front of gunicorn on loopback.
 
 The shipped file is included as it is, with exactly two lines rewritten for the test:
-``listen 80;`` becomes a free port on 127.0.0.1, and the upstream port 8000 becomes the
-free port gunicorn listens on. The client connects from 127.0.0.2 (still loopback), so
+``listen 80;`` becomes a free port on 127.0.0.1, and the upstream's server 127.0.0.1:8000
+becomes the free port gunicorn listens on. The client connects from 127.0.0.2 (still loopback), so
 its address can be told apart from nginx's own 127.0.0.1 in what the app reports.
 """
 
 from __future__ import annotations
 
 import http.client
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from settings import BY_ENV
-from tests.nginx_support import SITE, nginx_main_conf, rewrite_site
+from tests.nginx_support import SITE, nginx_in_front, rewrite_site
 from tests.support import (
     PYTHON,
     SECRET,
     Response,
-    Server,
     clean_env,
     free_port,
-    need_tool,
     running,
 )
 
@@ -49,34 +42,21 @@ FORGED = {
 @contextmanager
 def proxied(hops: int) -> Iterator[tuple[int, int]]:
     """gunicorn on 127.0.0.1 with TRUSTED_PROXY_HOPS=hops, nginx in front: (nginx, app) ports."""
-    nginx = need_tool("nginx", "the reverse-proxy tests run the real nginx")
-    if os.geteuid() != 0:
-        pytest.skip("nginx's master process needs root here (it switches workers to nobody)")
-    app_port, nginx_port = free_port(), free_port()
-    prefix = Path(tempfile.mkdtemp(prefix="nginx-test-"))
-    prefix.chmod(0o755)  # workers run as nobody and write request bodies under it
-    try:
-        site = prefix / "flask-app.conf"
-        site.write_text(rewrite_site(SITE.read_text(), nginx_port, app_port))
-        conf = prefix / "nginx.conf"
-        conf.write_text(nginx_main_conf(prefix, site))
-        args = [nginx, "-p", f"{prefix}/", "-c", str(conf), "-e", str(prefix / "error.log")]
-        check = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
-        assert check.returncode == 0, check.stderr
-        env = clean_env(
-            HOST="127.0.0.1",
-            PORT=app_port,
-            APP_ENV="production",
-            SECRET_KEY=SECRET,
-            TRUSTED_PROXY_HOPS=hops,
-            WEB_CONCURRENCY=1,
-        )
-        gunicorn = [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", "wsgi:app"]
-        with running(gunicorn, env, app_port), running(args, clean_env(), nginx_port) as proxy:
-            assert isinstance(proxy, Server)
-            yield nginx_port, app_port
-    finally:
-        shutil.rmtree(prefix, ignore_errors=True)
+    app_port = free_port()
+    env = clean_env(
+        HOST="127.0.0.1",
+        PORT=app_port,
+        APP_ENV="production",
+        SECRET_KEY=SECRET,
+        TRUSTED_PROXY_HOPS=hops,
+        WEB_CONCURRENCY=1,
+    )
+    gunicorn = [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", "wsgi:app"]
+    with (
+        running(gunicorn, env, app_port),
+        nginx_in_front(app_port, "the reverse-proxy tests run the real nginx") as (nginx_port, _),
+    ):
+        yield nginx_port, app_port
 
 
 def from_client(
@@ -107,7 +87,7 @@ def test_the_shipped_site_differs_only_in_the_two_ports():
     original = SITE.read_text().splitlines()
     rewritten = rewrite_site(SITE.read_text(), 18080, 18000).splitlines()
     changed = [(a, b) for a, b in zip(original, rewritten, strict=True) if a != b]
-    assert [a.strip() for a, _ in changed] == ["listen 80;", "proxy_pass http://127.0.0.1:8000;"]
+    assert [a.strip() for a, _ in changed] == ["server 127.0.0.1:8000 max_fails=0;", "listen 80;"]
 
 
 def test_body_limit_equals_the_apps(trusting_proxy):
@@ -175,6 +155,6 @@ def test_without_trusted_hops_nothing_forwarded_is_trusted():
         host = f"app.example.test:{nginx_port}"
         info = from_client(nginx_port, "/api/info", headers={"Host": host, **FORGED}).json()
         assert info["remote_addr"] == "127.0.0.1"  # nginx, the only peer the app can see
-        assert info["host"] == f"127.0.0.1:{app_port}"  # nginx's Host to the upstream
+        assert info["host"] == "flask-app"  # nginx's Host to the upstream: the upstream's name
         assert info["scheme"] == "http"
         assert info["trusted_proxy_hops"] == 0

@@ -632,7 +632,7 @@ def test_one_internal_port_everywhere(dockerfile):
     assert ports_named <= {INTERNAL_PORT, PROXIED_PORT}, ports_named
 
     # Behind nginx on a VPS: the site's upstream is the unit's bind.
-    upstream = re.search(r"^\s*proxy_pass http://([\d.]+):(\d+);", NGINX_SITE.read_text(), re.M)
+    upstream = re.search(r"^\s*server ([\d.]+):(\d+)\b", NGINX_SITE.read_text(), re.M)
     env = unit_environment(UNIT.read_text())
     assert upstream and (upstream[1], int(upstream[2])) == (env["HOST"], int(env["PORT"]))
     assert int(env["PORT"]) == PROXIED_PORT

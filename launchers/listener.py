@@ -1,0 +1,119 @@
+"""Closing a listening socket without resetting the connections waiting on it.
+
+The kernel completes TCP handshakes on its own and queues the connections until
+the server accepts them. Whatever is still queued when the last descriptor of a
+listening socket closes is reset, and a proxy that has already sent a request
+on it (nginx does, at once) cannot tell whether the app ran it: for a POST it
+answers 502 rather than retry elsewhere. So a stop never just closes:
+
+1. ``stop_queueing``: a socket filter (classic BPF, Linux) drops every new
+   connection request (a SYN without ACK) from now on. Handshakes already under
+   way still finish, and nothing else on the socket changes. A dropped SYN is
+   not an error: the client sends it again after about a second, by when the
+   socket is closed, so it gets a refusal (RST), which a proxy retries on
+   another instance even for a POST (nothing was sent).
+2. ``wait_until_drained``: the server goes on accepting until the queue is
+   empty (``poll`` no longer reports the socket readable). With new requests
+   dropped, it can only shrink.
+3. The server closes the socket: nothing is waiting on it, so nothing is reset.
+
+Where there is no such filter (macOS, Windows) step 1 is skipped and the wait
+only makes the window smaller. The cost to a stop is the wait: the handshake
+allowance plus what the queue held (figures: docs/zero-downtime.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+
+SO_ATTACH_FILTER = 26  # <asm-generic/socket.h>; Python's socket module does not name it
+
+# The filter sees the TCP header at offset 0. Flags are its 14th byte: drop a
+# segment with SYN set and ACK clear (a new connection), pass all else.
+#   ldb [13]; and #0x12; jeq #0x02, drop, pass; drop: ret #0; pass: ret #-1
+_DROP_NEW_CONNECTIONS = (
+    (0x30, 0, 0, 13),  # BPF_LD | BPF_B | BPF_ABS
+    (0x54, 0, 0, 0x12),  # BPF_ALU | BPF_AND | BPF_K
+    (0x15, 0, 1, 0x02),  # BPF_JMP | BPF_JEQ | BPF_K
+    (0x06, 0, 0, 0),  # BPF_RET | BPF_K: drop
+    (0x06, 0, 0, 0xFFFFFFFF),  # BPF_RET | BPF_K: keep the whole segment
+)
+_PROGRAM = ctypes.create_string_buffer(
+    b"".join(struct.pack("HBBI", *insn) for insn in _DROP_NEW_CONNECTIONS)
+)
+# struct sock_fprog { unsigned short len; struct sock_filter *filter; }
+_FPROG = struct.pack("HL", len(_DROP_NEW_CONNECTIONS), ctypes.addressof(_PROGRAM))
+
+# Longer than a handshake takes on a LAN, so one already under way joins the queue
+# before the wait ends.
+HANDSHAKE_ALLOWANCE = 0.02
+DRAIN_LIMIT = 1.0  # a server that accepts nothing for this long is not coming back to it
+
+
+def stop_queueing(sock: socket.socket) -> bool:
+    """Drop new connection requests to ``sock`` from now on; False where that cannot be done."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, _FPROG)
+    except OSError:
+        return False
+    return True
+
+
+def is_queued(sock: socket.socket) -> bool:
+    """Whether a connection is waiting to be accepted on the listening ``sock``."""
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def wait_until_drained(
+    sock: socket.socket,
+    *,
+    limit: float = DRAIN_LIMIT,
+    sleep: Callable[[float], object] = time.sleep,
+) -> bool:
+    """Let the server accept what ``sock`` still queues; True once nothing waits.
+
+    ``sleep`` must let the accepting code run meanwhile: ``time.sleep`` where it
+    runs in another thread or process, ``gevent.sleep`` in a gevent worker.
+    """
+    sleep(HANDSHAKE_ALLOWANCE)
+    deadline = time.monotonic() + limit
+    while is_queued(sock):
+        if time.monotonic() > deadline:
+            return False
+        sleep(0.005)
+    return True
+
+
+def listening_sockets(port: int) -> list[socket.socket]:
+    """This process's listening sockets on ``port``, as new objects the caller closes.
+
+    For a server whose listener is made outside Python (granian's, in Rust).
+    """
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                continue
+            sock = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        try:
+            listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+            if listening and sock.getsockname()[1] == port:
+                found.append(sock)
+                continue
+        except (OSError, IndexError, TypeError):
+            pass
+        sock.close()
+    return found

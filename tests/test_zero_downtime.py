@@ -1,0 +1,178 @@
+"""Deploys that lose no request: rolling restarts behind the real nginx, and gunicorn's HUP.
+
+Four clients send GET /api/info and POST /api/echo, each on a new connection,
+through the shipped nginx site (its upstream given two instances), while each
+instance in turn is stopped with SIGTERM and started again, as
+``systemctl restart flask-app@PORT`` does; ten rounds in a row. Before, a POST
+that had reached a stopping instance's listen queue got 502 (nginx: "recv()
+failed (104: Connection reset by peer)"); every request must now be answered.
+The load is bounded in count (ROUNDS) and time (LOAD_LIMIT) and stops with the
+restarts; only loopback addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.live import PRODUCTION_LAUNCHERS, production_env
+from tests.nginx_support import nginx_in_front
+from tests.support import PYTHON, ROOT, Server, copy_project, free_port, get, request, running
+
+pytestmark = pytest.mark.slow
+
+CLIENTS = 4
+ROUNDS = 10
+LOAD_LIMIT = 60.0  # seconds: the restarts stop there, however many rounds they reached
+WHY = "rolling restarts go through the real nginx"
+
+
+class Load:
+    """CLIENTS threads sending GET and POST through ``port`` until stopped; outcomes counted."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.outcomes: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(CLIENTS)]
+
+    def _run(self, client: int) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            body = json.dumps({"client": client, "n": n}).encode()
+            try:
+                if n % 2:
+                    response = get(self.port, "/api/info", timeout=10)
+                    ok = response.status == 200
+                else:
+                    response = request(
+                        "POST",
+                        self.port,
+                        "/api/echo",
+                        body=body,
+                        headers={"Content-Type": "application/json"},
+                        timeout=10,
+                    )
+                    ok = response.status == 200 and response.json()["received"] == json.loads(body)
+                outcome = f"{'GET' if n % 2 else 'POST'} {response.status}"
+            except OSError as error:
+                ok, outcome = False, f"{'GET' if n % 2 else 'POST'} {type(error).__name__}"
+            with self._lock:
+                self.outcomes[outcome] += 1
+                if not ok:
+                    self.failures.append(outcome)
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(15)
+
+    @property
+    def answered(self) -> int:
+        return sum(self.outcomes.values()) - len(self.failures)
+
+
+@contextmanager
+def instances(launcher: str, count: int, **extra: object) -> Iterator[list[Server]]:
+    """``count`` instances of ``python main.py`` on free ports, each replaced in place by
+    ``restart``; all stopped at the end."""
+    servers: list[Server] = []
+    try:
+        for _ in range(count):
+            servers.append(start(launcher, free_port(), **extra))
+        yield servers
+    finally:
+        for server in servers:
+            server.close()
+
+
+def start(launcher: str, port: int, cwd: Path = ROOT, **extra: object) -> Server:
+    env = production_env(launcher, port, WEB_CONCURRENCY=2, TRUSTED_PROXY_HOPS=1, **extra)
+    return Server([PYTHON, "main.py"], env, port, cwd=cwd).start().wait_ready(path="/readyz")
+
+
+def restart(servers: list[Server], i: int, launcher: str, **extra: object) -> float:
+    """Stop instance ``i`` with SIGTERM, wait for it to exit 0, start it again; its stop time."""
+    old = servers[i]
+    stopping = time.monotonic()
+    old.signal(signal.SIGTERM)
+    code = old.wait_exit(20)
+    stopped = time.monotonic() - stopping
+    log = old.stdout + old.stderr
+    old.close()
+    assert code == 0, f"{launcher} exited {code}\n{log[-2000:]}"
+    servers[i] = start(launcher, old.port, cwd=old.cwd, **extra)
+    return stopped
+
+
+@pytest.mark.parametrize("launcher", PRODUCTION_LAUNCHERS)
+def test_rolling_restarts_behind_nginx_lose_no_request(launcher):
+    with (
+        instances(launcher, 2) as servers,
+        nginx_in_front([s.port for s in servers], WHY) as (port, prefix),
+    ):
+        stops: list[float] = []
+        deadline = time.monotonic() + LOAD_LIMIT
+        with Load(port) as load:
+            for _ in range(ROUNDS):
+                for i in range(len(servers)):
+                    stops.append(restart(servers, i, launcher))
+                if time.monotonic() > deadline:
+                    break
+            time.sleep(0.2)  # the requests under way when the last instance came back
+        # A refused connection is what a stopped instance should give: nginx retries it.
+        errors = [
+            line
+            for line in (prefix / "error.log").read_text(errors="replace").splitlines()
+            if "[error]" in line and "(111: Connection refused)" not in line
+        ]
+    rounds = len(stops) // 2
+    summary = (
+        f"{launcher}: {rounds} rounds, {load.answered} answered, outcomes {dict(load.outcomes)}, "
+        f"stops {min(stops):.2f}-{max(stops):.2f} s"
+    )
+    print(summary)
+    report = summary + "\nnginx:\n" + "\n".join(errors[-20:])
+    assert rounds == ROUNDS, report
+    assert not load.failures, report
+    assert load.answered > 0, report
+
+
+def test_hup_replaces_gunicorns_workers_with_the_code_on_disk_and_loses_no_request(tmp_path):
+    project = copy_project(tmp_path / "project")
+    template = project / "app" / "templates" / "index.html"
+    port = free_port()
+    env = production_env("gunicorn", port, WEB_CONCURRENCY=2)
+    with ExitStack() as stack:
+        server = stack.enter_context(running([PYTHON, "main.py"], env, port, cwd=project))
+        assert "served after the HUP" not in get(port, "/").text
+        with Load(port) as load:
+            time.sleep(1.0)  # load under way (not an assertion)
+            template.write_text(template.read_text().replace("</h1>", " served after the HUP</h1>"))
+            server.signal(signal.SIGHUP)
+            served = False
+            deadline = time.monotonic() + 15
+            while not served and time.monotonic() < deadline:  # bounded: the new workers' start
+                served = "served after the HUP" in get(port, "/").text
+                time.sleep(0.1)
+            time.sleep(1.0)  # the old workers' last requests finish (not an assertion)
+        log = server.stdout + server.stderr
+    assert served, log[-3000:]
+    assert not load.failures, (dict(load.outcomes), log[-3000:])
+    assert load.answered > 0
