@@ -1,20 +1,34 @@
-"""The Flask application: ``from app import create_app``."""
+"""The Flask application: ``from app import create_app``.
+
+``create_app`` imports the app's modules when it is called, not when this package
+is imported. A server's master process imports a few of them (app.logs, app.limits)
+and every worker it forks inherits what the master has imported: left to the
+workers, the views, templates and error pages are read from disk by each new one,
+so a reload (SIGHUP) serves the code now on disk.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from app.config import TestConfig, configure
-from app.errors import register_error_handlers
-from app.middleware import register_middleware
-from app.proxy import register_proxy_fix
-from app.views import register_blueprints
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from app.config import TestConfig
 
 
 def create_app(test_config: TestConfig = None) -> Flask:
     """Build the app: from the environment and ``.env`` without an argument; from the
     ``Settings`` or the test configuration given, reading nothing else (app/config.py).
     """
+    from flask import Flask
+
+    from app.config import configure
+    from app.errors import register_error_handlers
+    from app.middleware import register_middleware
+    from app.proxy import register_proxy_fix
+    from app.views import register_blueprints
+
     app = Flask(__name__)
     configure(app, test_config)
     register_blueprints(app)

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -154,25 +154,45 @@ def test_rolling_restarts_behind_nginx_lose_no_request(launcher):
     assert load.answered > 0, report
 
 
-def test_hup_replaces_gunicorns_workers_with_the_code_on_disk_and_loses_no_request(tmp_path):
+RELOADERS = {
+    "python main.py (gunicorn)": ("gunicorn", [PYTHON, "main.py"]),
+    "gunicorn -c gunicorn_config.py": (
+        "gunicorn",
+        [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", "wsgi:app"],
+    ),
+    "python main.py (granian)": ("granian", [PYTHON, "main.py"]),
+}
+
+
+@pytest.mark.parametrize("how", RELOADERS)
+def test_hup_serves_the_code_now_on_disk_and_loses_no_request(how, tmp_path):
+    launcher, command = RELOADERS[how]
     project = copy_project(tmp_path / "project")
     template = project / "app" / "templates" / "index.html"
+    views = project / "app" / "views.py"
     port = free_port()
-    env = production_env("gunicorn", port, WEB_CONCURRENCY=2)
-    with ExitStack() as stack:
-        server = stack.enter_context(running([PYTHON, "main.py"], env, port, cwd=project))
-        assert "served after the HUP" not in get(port, "/").text
+    env = production_env(launcher, port, WEB_CONCURRENCY=2)
+    with running(command, env, port, cwd=project) as server:
+        assert "reloaded" not in get(port, "/api/info").json()
         with Load(port) as load:
             time.sleep(1.0)  # load under way (not an assertion)
-            template.write_text(template.read_text().replace("</h1>", " served after the HUP</h1>"))
+            template.write_text(template.read_text().replace("</h1>", " Served after HUP.</h1>"))
+            source = views.read_text()
+            views.write_text(
+                source.replace(
+                    "request_id=request_id(),", "reloaded=True, request_id=request_id(),"
+                )
+            )
             server.signal(signal.SIGHUP)
-            served = False
             deadline = time.monotonic() + 15
-            while not served and time.monotonic() < deadline:  # bounded: the new workers' start
-                served = "served after the HUP" in get(port, "/").text
+            reloaded = False
+            while not reloaded and time.monotonic() < deadline:  # bounded: new workers start
+                reloaded = get(port, "/api/info").json().get("reloaded") is True
                 time.sleep(0.1)
             time.sleep(1.0)  # the old workers' last requests finish (not an assertion)
+        page = get(port, "/").text
         log = server.stdout + server.stderr
-    assert served, log[-3000:]
-    assert not load.failures, (dict(load.outcomes), log[-3000:])
+    assert reloaded, f"{how}: the edited views.py was never served\n{log[-3000:]}"
+    assert "Served after HUP." in page, page
+    assert not load.failures, (how, dict(load.outcomes), log[-3000:])
     assert load.answered > 0
