@@ -129,7 +129,8 @@ PRODUCTION_DEPARTURES = {
             "duplicate_content_type",
         },
         own_refusals_have_a_body=False,  # hyper's own 400s are empty; nothing can change them
-        # No hook runs in a worker when the stop begins, so /readyz cannot say 503 first.
+        # A worker's /readyz says 503 only while its listen queue drains (a few ms after
+        # SIGTERM, launchers/granian.py); by the time it is asked the listener is closed.
         readiness_after_sigterm=frozenset({"refused"}),
     ),
 }

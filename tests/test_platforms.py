@@ -133,10 +133,18 @@ def test_replit_file_keeps_the_contract():
         assert "HOST" not in section and "PORT" not in section
 
 
-def test_flask_deploy_passes_shellcheck():
-    shellcheck = need_tool("shellcheck", "flask_deploy.sh is checked with the real shellcheck")
+SHELL_SCRIPTS = sorted(
+    path.relative_to(ROOT).as_posix()
+    for pattern in ("*.sh", "scripts/*.sh", "deploy/**/*.sh")
+    for path in ROOT.glob(pattern)
+)
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS)
+def test_shell_scripts_pass_shellcheck(script):
+    shellcheck = need_tool("shellcheck", "the shell scripts are checked with the real shellcheck")
     result = subprocess.run(
-        [shellcheck, "--shell=bash", "--severity=style", "flask_deploy.sh"],
+        [shellcheck, "--severity=style", script],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -441,13 +449,14 @@ def unit_environment(text: str) -> dict[str, str]:
     return env
 
 
-def localized_unit(tree: Path, port: int | None = None) -> str:
-    """The shipped unit with its absolute paths moved under ``tree`` (and PORT, if given).
+def localized_unit(tree: Path, port: int | None = None, text: str | None = None) -> str:
+    """The shipped unit (or ``text``) with its absolute paths moved under ``tree`` (and
+    PORT, if given).
 
     Only settings change; comments keep the shipped paths.
     """
     lines = []
-    for line in UNIT.read_text().splitlines():
+    for line in (UNIT.read_text() if text is None else text).splitlines():
         if not line.startswith("#"):
             for path in ("/srv/flask-app", "/etc/flask-app", "/run/flask-app"):
                 line = line.replace(f"={path}", f"={tree}{path}").replace(
@@ -549,6 +558,35 @@ def test_systemd_analyze_verifies_the_unit(unit_tree):
         assert shipped.returncode == 0 and problems == [], shipped.stderr
     else:
         assert problems and all(binary in line for line in problems), shipped.stderr
+
+
+def test_the_instance_template_is_the_unit_with_its_port_as_the_instance_name(unit_tree):
+    """deploy/systemd/instance-template.sh, as docs/zero-downtime.md runs it, verified by
+    systemd as the instance flask-app@8001."""
+    analyze = need_tool("systemd-analyze", "the template is checked by systemd's own verifier")
+    script = ROOT / "deploy" / "systemd" / "instance-template.sh"
+    made = subprocess.run(
+        ["sh", str(script)], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    settings = [line for line in made.splitlines() if line and not line.startswith("#")]
+    shipped = [line for line in UNIT.read_text().splitlines() if line and not line.startswith("#")]
+    changed = {a.partition("=")[0] for a, b in zip(shipped, settings, strict=True) if a != b}
+    assert changed == {"Description", "Environment", "RuntimeDirectory"}
+    env = unit_environment(made)
+    assert (env["PORT"], env["TMPDIR"]) == ("%i", "/run/flask-app-%i")
+    assert unit_values(made, "RuntimeDirectory") == ["flask-app-%i"]
+
+    (unit_tree / "flask-app@.service").write_text(localized_unit(unit_tree, text=made))
+    (unit_tree / "run" / "flask-app-8001").mkdir(exist_ok=True)
+    result = subprocess.run(
+        [analyze, "verify", str(unit_tree / "flask-app@8001.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=unit_tree,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "flask-app@" not in result.stderr, result.stderr  # no warning about the unit
 
 
 def test_systemd_analyze_security_rates_the_unit_ok(unit_tree):

@@ -14,18 +14,29 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.live import PRODUCTION_LAUNCHERS, production_env
 from tests.nginx_support import nginx_in_front
-from tests.support import PYTHON, ROOT, Server, copy_project, free_port, get, request, running
+from tests.support import (
+    PYTHON,
+    ROOT,
+    Server,
+    clean_env,
+    copy_project,
+    free_port,
+    get,
+    request,
+    running,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -152,6 +163,55 @@ def test_rolling_restarts_behind_nginx_lose_no_request(launcher):
     assert rounds == ROUNDS, report
     assert not load.failures, report
     assert load.answered > 0, report
+
+
+def test_the_rolling_restart_script_behind_nginx_loses_no_request(tmp_path):
+    """deploy/rolling-restart.sh as docs/zero-downtime.md runs it, with a stand-in for
+    systemctl (tests/apps/supervise.py) around two gunicorn instances."""
+    ports = [free_port(), free_port()]
+    pid_files = [tmp_path / f"{port}.pid" for port in ports]
+    with ExitStack() as stack:
+        for port, pid_file in zip(ports, pid_files, strict=True):
+            env = production_env("gunicorn", port, WEB_CONCURRENCY=2, TRUSTED_PROXY_HOPS=1)
+            supervised = [PYTHON, "-m", "tests.apps.supervise", str(pid_file)]
+            stack.enter_context(running(supervised, env, port))
+        nginx_port, _ = stack.enter_context(nginx_in_front(ports, WHY))
+        before = [p.read_text() for p in pid_files]
+        with Load(nginx_port) as load:
+            time.sleep(0.5)  # load under way (not an assertion)
+            result = subprocess.run(
+                ["sh", "deploy/rolling-restart.sh", *map(str, ports)],
+                env=clean_env(
+                    RESTART_COMMAND=f"{PYTHON} -m tests.apps.supervise restart {tmp_path}/%s.pid"
+                ),
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            time.sleep(0.5)  # requests under way when the last instance came back
+        after = [p.read_text() for p in pid_files]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("restarted and ready") == 2, result.stdout
+    assert all(a != b for a, b in zip(before, after, strict=True)), (before, after)
+    assert not load.failures, dict(load.outcomes)
+    assert load.answered > 0
+
+
+def test_the_rolling_restart_script_stops_at_an_instance_that_is_not_ready(tmp_path):
+    calls = tmp_path / "calls"
+    nothing_there = free_port()
+    result = subprocess.run(
+        ["sh", "deploy/rolling-restart.sh", str(nothing_there), "8001"],
+        env=clean_env(RESTART_COMMAND=f"echo %s >> {calls}", READY_TIMEOUT=1),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert f"port {nothing_there} is not ready after 1s" in result.stderr, result.stderr
+    assert calls.read_text().split() == [str(nothing_there)]  # 8001 was left alone
 
 
 RELOADERS = {
