@@ -63,6 +63,7 @@ GUIDES = (
     "docs/windows.md",
     "docs/fly.md",
     "docs/port-80.md",
+    "docs/zero-downtime.md",
     "deploy/README.md",
 )
 
