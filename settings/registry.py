@@ -28,7 +28,7 @@ LAUNCHERS: dict[str, Launcher] = {
     "dev": Launcher(
         "launchers.dev:serve",
         "Werkzeug's development server (reloader and debugger when `FLASK_DEBUG` is on)",
-        "yes with `FLASK_DEBUG=0`; immediate with the reloader",
+        "yes, the reloader's child too",
         "werkzeug",
         server_software="werkzeug",
         auto="development",

@@ -24,7 +24,7 @@ from tests.support import IN_CI, PYTHON, SECRET, Server, clean_env, get, request
 LAUNCHER_NAMES = tuple(LAUNCHERS)
 PRODUCTION_LAUNCHERS = tuple(name for name, spec in LAUNCHERS.items() if spec.auto != "development")
 # What the development server needs to stand in for a production one: no reloader or
-# debugger (with them a stop is immediate, not a drain), and leave to run in production.
+# debugger (never in production), and leave to run in production.
 DEVELOPMENT_SERVER_ENV = {"FLASK_DEBUG": 0, "ALLOW_DEV_SERVER": 1}
 STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
 

@@ -12,15 +12,25 @@ tests/test_contract.py; here the chunked body reader itself, and the live server
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import textwrap
 
 import pytest
 
 from launchers.dev_handler import ChunkedBody
-from tests.live import production_env
+from tests.live import production_env, sigterm_during_slow_uploads
 from tests.raw_http import error_lines, talk
-from tests.support import PYTHON, ROOT, assert_no_traceback, free_port, get, running
+from tests.support import (
+    PYTHON,
+    ROOT,
+    assert_no_traceback,
+    clean_env,
+    free_port,
+    get,
+    process_tree,
+    running,
+)
 
 HOST = b"Host: 127.0.0.1\r\n"
 CHUNKED_POST = b"POST /api/echo HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
@@ -111,3 +121,55 @@ def test_an_unsupported_version_gets_a_whole_http_1_1_answer(dev_server, request
     with_head = talk(port, request_line + b"\r\n" + HOST + b"\r\n")
     assert with_head.statuses == [400], with_head
     assert with_head.body_sizes[0] > 0 and with_head.closed
+
+
+# --- python main.py in development: the reloader and the debugger on ---------------------
+
+
+def development_env(port: int) -> dict[str, str]:
+    return clean_env(HOST="127.0.0.1", PORT=port)  # the defaults: dev server, FLASK_DEBUG on
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_reloader_drains_the_serving_child():
+    """SIGTERM reaches the reloader's parent (what a terminal's `kill` or a supervisor
+    sends); the child serving the requests drains them and both exit 0."""
+    port = free_port()
+    with running([PYTHON, "main.py"], development_env(port), port) as server:
+        assert len(process_tree(server.pid)) == 2  # the reloader's parent and its child
+        ready, answers, code, log = sigterm_during_slow_uploads(server, port)
+    assert code == 0, log[-2000:]
+    assert ready == "refused", (ready, log[-2000:])  # no listener left: both copies closed
+    assert [status for status, _, _ in answers] == [200, 200, 200], log[-2000:]
+    for _, sent, body in answers:
+        assert json.loads(body) == {"received": json.loads(sent)}
+    assert "drained: every request in flight was answered" in log, log[-2000:]
+    assert_no_traceback(log)
+
+
+@pytest.mark.slow
+def test_the_development_servers_lines_carry_no_colour_codes_when_redirected():
+    port = free_port()
+    with running([PYTHON, "main.py"], development_env(port), port) as server:
+        get(port, "/nothing-here")
+        log = server.stdout + server.stderr
+    assert "Running on http://127.0.0.1:" in log, log
+    assert "\x1b[" not in log, repr(log[-1500:])
+
+
+def test_the_development_server_as_root_on_every_interface_warns_in_one_line(monkeypatch, caplog):
+    from launchers import dev
+    from settings import load_settings
+
+    served = []
+    monkeypatch.setattr(dev.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(dev, "serve_with_reloader", lambda *args: served.append(args))
+    for host, warned in (("0.0.0.0", True), ("127.0.0.1", False)):
+        caplog.clear()
+        dev.serve(load_settings(clean_env(HOST=host), dotenv_path=None), app=object())
+        lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert bool(lines) == warned, lines
+        if warned:
+            (line,) = lines
+            assert "\n" not in line and f"AS ROOT ON {host}:5000" in line, line
+    assert len(served) == 2
