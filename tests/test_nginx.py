@@ -70,6 +70,8 @@ def proxied(hops: int) -> Iterator[tuple[int, int]]:
             SECRET_KEY=SECRET,
             TRUSTED_PROXY_HOPS=hops,
             WEB_CONCURRENCY=1,
+            METRICS=1,  # for test_metrics_are_not_served_through_nginx
+            PROMETHEUS_MULTIPROC_DIR=prefix / "metrics",  # removed with the prefix
         )
         gunicorn = [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", "wsgi:app"]
         with running(gunicorn, env, app_port), running(args, clean_env(), nginx_port) as proxy:
@@ -108,6 +110,18 @@ def test_the_shipped_site_differs_only_in_the_two_ports():
     rewritten = rewrite_site(SITE.read_text(), 18080, 18000).splitlines()
     changed = [(a, b) for a, b in zip(original, rewritten, strict=True) if a != b]
     assert [a.strip() for a, _ in changed] == ["listen 80;", "proxy_pass http://127.0.0.1:8000;"]
+
+
+def test_metrics_are_not_served_through_nginx(trusting_proxy):
+    nginx_port, app_port = trusting_proxy
+    assert from_client(nginx_port, "/metrics").status == 404
+    assert from_client(nginx_port, "/metrics/").status == 404  # the app's 404, no such route
+    direct = http.client.HTTPConnection("127.0.0.1", app_port, timeout=10)
+    try:
+        direct.request("GET", "/metrics")
+        assert direct.getresponse().status == 200  # the scraper, on the app's own port
+    finally:
+        direct.close()
 
 
 def test_body_limit_equals_the_apps(trusting_proxy):
