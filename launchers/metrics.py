@@ -30,12 +30,12 @@ def prepare(settings: Settings) -> None:
     """METRICS on: make and wipe the folder, and name it to prometheus_client."""
     if not settings.metrics:
         return
-    folder = metrics_files.folder_for(settings.port)
     try:
+        folder = metrics_files.folder_for(settings.port)  # no usable temporary folder: OSError
         metrics_files.prepare_folder(folder)
     except (OSError, metrics_files.FolderError) as exc:
         raise ConfigError(
-            f"METRICS is on, but the metrics folder {folder} cannot be used: {exc}. "
+            f"METRICS is on, but the metrics folder cannot be used: {exc}. "
             f"Set {metrics_files.VARIABLE} to a folder of this user's (on a read-only root, "
             "one on a tmpfs), or unset METRICS."
         ) from None
