@@ -216,13 +216,21 @@ def test_granian_a_sigkilled_workers_counts_are_kept(tmp_path):
         assert (tmp_path / "histogram_archive.db").exists()
 
 
-def test_flask_deploy_sh_and_gunicorn_config_keep_counts_across_recycling(tmp_path):
+def test_flask_deploy_sh_keeps_counts_across_recycling_and_reload(tmp_path):
     """The production entry (gunicorn -c gunicorn_config.py, as the Procfile and image run it)."""
     port = free_port()
     env = metrics_env("gunicorn", port, tmp_path / "m", WEB_CONCURRENCY=2, MAX_REQUESTS=10)
     env["PATH"] = f"{Path(PYTHON).parent}:{env.get('PATH', '')}"
     with running(["bash", "flask_deploy.sh"], env, port) as server:
         sent = send_until_recycled(server, port, 4)
+        assert_every_scrape_says(port, sent)
+        # A reload (SIGHUP: systemctl reload) replaces every worker and keeps the counts.
+        before = booted(server)
+        server.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while booted(server) < before + 2:
+            assert time.monotonic() < deadline, server.stderr[-2000:]
+            time.sleep(0.1)
         assert_every_scrape_says(port, sent)
 
 
