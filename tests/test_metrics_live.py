@@ -198,22 +198,31 @@ def test_gunicorn_a_sigkilled_workers_counts_are_kept(tmp_path):
         assert_every_scrape_says(port, sent + 10)
 
 
-def test_granian_a_sigkilled_workers_counts_are_kept(tmp_path):
+def wait_for_log(server, text: str, times: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (server.stdout + server.stderr).count(text) < times:
+        assert time.monotonic() < deadline, server.stdout[-3000:] + server.stderr[-3000:]
+        time.sleep(0.1)
+
+
+def test_granian_a_sigkilled_or_reloaded_workers_counts_are_kept(tmp_path):
     port = free_port()
     with main(metrics_env("granian", port, tmp_path, WEB_CONCURRENCY=2)) as server:
         sent = send_until_both_workers_served(server, port)
         victim = wait_for_workers(server, 2)[0]
         os.kill(victim, signal.SIGKILL)
         assert not wait_until_gone([victim], 10)
-        deadline = time.monotonic() + 20
-        while "Stopped old worker" not in server.stdout + server.stderr:
-            assert time.monotonic() < deadline, server.stdout + server.stderr
-            time.sleep(0.1)
+        wait_for_log(server, "Stopped old worker", 1)
         assert_every_scrape_says(port, sent)
         send(port, 10)
         assert_every_scrape_says(port, sent + 10)
         assert not list(tmp_path.glob(f"*_{victim}.db"))  # folded into the archive
         assert (tmp_path / "histogram_archive.db").exists()
+        # A reload (SIGHUP) replaces both workers, one after the other: counts kept.
+        server.signal(signal.SIGHUP)
+        wait_for_log(server, "Stopped old worker", 3, timeout=30)
+        assert_every_scrape_says(port, sent + 10)
+        assert len(list(tmp_path.glob("*.db"))) <= 1 + 2 * 2
 
 
 def test_flask_deploy_sh_keeps_counts_across_recycling_and_reload(tmp_path):
