@@ -49,7 +49,7 @@ def worker_exited(pid: int) -> None:
         return
     try:
         metrics_files.archive_dead_worker(Path(folder), pid)
-    except (OSError, ValueError) as exc:  # never stop the master for it
+    except Exception as exc:  # noqa: BLE001 - a torn file must never stop gunicorn's master
         log.warning("metrics: the files of worker %s could not be archived: %s", pid, exc)
 
 
