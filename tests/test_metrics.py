@@ -235,3 +235,27 @@ def test_a_refused_start_is_one_paragraph_without_traceback(command, tmp_path):
     assert r.returncode == ConfigError.exit_code, r.stderr
     assert "METRICS is on" in r.stderr and "PROMETHEUS_MULTIPROC_DIR" in r.stderr
     assert_no_traceback(r.stderr)
+
+
+def test_granians_server_folds_a_replaced_workers_files_after_replacing_it(monkeypatch):
+    from types import SimpleNamespace
+
+    from launchers import metrics
+
+    calls = []
+
+    class FakeGranian:  # what launchers.metrics relies on: wrks[idx].inner.pid, _respawn_workers
+        def __init__(self) -> None:
+            self.wrks = [SimpleNamespace(inner=SimpleNamespace(pid=pid)) for pid in (11, 12)]
+
+        def _respawn_workers(self, workers, *args, **kwargs):
+            calls.append(("respawn", tuple(workers)))
+            for idx in workers:
+                self.wrks[idx] = SimpleNamespace(inner=SimpleNamespace(pid=100 + idx))
+
+    monkeypatch.setattr(metrics, "worker_exited", lambda pid: calls.append(("exited", pid)))
+    off = load_settings({}, dotenv_path=None)
+    assert metrics.granian_server(FakeGranian, off) is FakeGranian
+    on = load_settings({"METRICS": "1"}, dotenv_path=None)
+    metrics.granian_server(FakeGranian, on)()._respawn_workers([1, 0], "target", "loader")
+    assert calls == [("respawn", (1, 0)), ("exited", 12), ("exited", 11)]
