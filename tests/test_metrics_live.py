@@ -22,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.metrics_files import folder_for
-from tests.live import PRODUCTION_LAUNCHERS, alive, production_env, wait_until_gone
+from tests.live import LAUNCHER_NAMES, alive, production_env, wait_until_gone
 from tests.support import PYTHON, free_port, get, need_tool, process_tree, running
 
 pytestmark = pytest.mark.slow
@@ -133,10 +133,10 @@ def main(env):
     return running([PYTHON, "main.py"], env, int(env["PORT"]))
 
 
-@pytest.mark.parametrize("launcher", PRODUCTION_LAUNCHERS)
+@pytest.mark.parametrize("launcher", LAUNCHER_NAMES)
 def test_every_scrape_reports_every_request_and_unmatched_paths_add_no_label(launcher):
     port = free_port()
-    workers = 1 if launcher == "waitress" else 2
+    workers = 2 if launcher in ("gunicorn", "granian") else 1  # waitress, dev: one process
     folder = folder_for(port, {})  # the launcher's own choice: nothing set
     folder.mkdir(mode=0o700, exist_ok=True)
     (folder / "histogram_1.db").write_bytes(b"\0" * 8)  # a stale file from an earlier run
@@ -161,7 +161,7 @@ def test_every_scrape_reports_every_request_and_unmatched_paths_add_no_label(lau
             folder.rmdir()
 
 
-@pytest.mark.parametrize("launcher", PRODUCTION_LAUNCHERS)
+@pytest.mark.parametrize("launcher", LAUNCHER_NAMES)
 def test_with_metrics_off_metrics_is_404(launcher, tmp_path):
     port = free_port()
     env = production_env(launcher, port, WEB_CONCURRENCY=1)
