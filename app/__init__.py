@@ -17,6 +17,15 @@ if TYPE_CHECKING:
     from app.config import TestConfig
 
 
+def register_metrics(app: Flask) -> None:
+    """METRICS on: /metrics and what each request records (app/metrics.py). Off, the
+    module, and prometheus_client with it, is never imported."""
+    if app.extensions["settings"].metrics:
+        from app.metrics import register_metrics as register
+
+        register(app)
+
+
 def create_app(test_config: TestConfig = None) -> Flask:
     """Build the app: from the environment and ``.env`` without an argument; from the
     ``Settings`` or the test configuration given, reading nothing else (app/config.py).
@@ -33,6 +42,7 @@ def create_app(test_config: TestConfig = None) -> Flask:
     configure(app, test_config)
     register_blueprints(app)
     register_error_handlers(app)
+    register_metrics(app)  # before the middleware, which picks it up
     register_middleware(app)
     register_proxy_fix(app)  # outside the middleware, which sees the request after it
     return app

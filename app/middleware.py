@@ -2,7 +2,8 @@
 
 For each request: the head's limits (414, 431, app/limits.py), the request id
 (kept when well formed, else a new one), the body guard (app.limits.RequestBody),
-the in-flight record (app/lifecycle.py); for each response: the security headers
+the in-flight record (app/lifecycle.py), and with METRICS on its duration
+(app/metrics.py); for each response: the security headers
 and X-Request-ID (HSTS over HTTPS, as the request arrived after ProxyFix),
 ``Connection: close`` when the body was not read to its end, and one access line.
 
@@ -38,6 +39,7 @@ class RequestLayer:
     def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
+        self.metrics = app.extensions.get("request_metrics")  # None: METRICS off
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -68,6 +70,9 @@ class RequestLayer:
             started,
         )
         query = environ.get("QUERY_STRING", "")
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.started()
         try:
             refusal = head_refusal(environ)
             if refusal is None and query and ("__debugger__" in query or "%" in query):
@@ -77,6 +82,8 @@ class RequestLayer:
             return self.wsgi_app(environ, start)
         finally:
             del IN_FLIGHT[key]
+            if metrics is not None:
+                metrics.finished(environ, status[0], time.perf_counter() - started)
             if access_enabled(logging.INFO):  # above info, no line is built
                 path = environ.get("PATH_INFO", "")
                 if not path.isascii():  # as werkzeug decodes it for request.path

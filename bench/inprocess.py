@@ -9,7 +9,9 @@ logging the starter configures stays out of the bench's own process.
 The goal's pair is ``bare_flask_us`` and ``ours_us`` (every feature on, the access
 line written). Two more explain the difference: the bare app with a SECRET_KEY
 (what Flask's own signed-cookie session costs it), and the starter with LOG_LEVEL
-above info (what the access line costs). CPU time, not wall time, is counted: a
+above info (what the access line costs), and the starter with METRICS on (what
+each request's histogram costs, written to a multiprocess folder as under the
+launchers). CPU time, not wall time, is counted: a
 request preempted by another program is not charged the other program's time.
 """
 
@@ -76,7 +78,7 @@ def measure(seconds: float) -> dict[str, float]:
         result_file = Path(tmp) / "inprocess.json"
         out = subprocess.run(
             [sys.executable, "-m", "bench.inprocess", str(seconds), str(result_file)],
-            env=server_env({}),
+            env=server_env({"PROMETHEUS_MULTIPROC_DIR": tmp}),  # METRICS as the launchers run it
             cwd=Path(__file__).resolve().parent.parent,
             stdout=subprocess.DEVNULL,  # where the starter's access log lines go
             stderr=subprocess.PIPE,
@@ -91,6 +93,7 @@ def measure(seconds: float) -> dict[str, float]:
 
 def main(seconds: float, result_file: Path) -> None:
     ours = project.starter_app(PRODUCTION)  # LOG_LEVEL info: the access line is written
+    measured = project.starter_app({**PRODUCTION, "METRICS": "1"})
     # (app, the root logger's level while it runs): logging is one per process, so the
     # starter without its access line is the same app with the level raised.
     tested = {
@@ -98,6 +101,7 @@ def main(seconds: float, result_file: Path) -> None:
         "ours_us": (ours, logging.INFO),
         "bare_flask_sessions_us": (apps.flask_app_with_sessions, logging.INFO),
         "ours_no_access_log_us": (ours, logging.WARNING),
+        "ours_metrics_us": (measured, logging.INFO),
     }
     samples: dict[str, list[float]] = {name: [] for name in tested}
     for _ in range(ROUNDS):

@@ -65,6 +65,12 @@ def ratios(results: dict) -> list[dict]:
         "session on every request) against one without",
         _ratio(breakdown.get("bare_flask_sessions_us"), bare_us),
     )
+    add(
+        "inprocess-metrics",
+        "µs per request in process, the starter with METRICS on against it off",
+        _ratio(breakdown.get("ours_metrics_us"), inprocess.get("ours_us")),
+        ("<=", 1.15),
+    )
     for launcher in ("gunicorn", "granian", "waitress"):
         add(
             f"starter-vs-bare-{launcher}",
@@ -116,6 +122,7 @@ IN_PROCESS = {
     "ours_us": "the starter, production settings, access log line written",
     "bare_flask_sessions_us": "the bare Flask app with a SECRET_KEY (Flask's session on)",
     "ours_no_access_log_us": "the starter with LOG_LEVEL=warning: no access line",
+    "ours_metrics_us": "the starter with METRICS on (multiprocess folder)",
 }
 
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from app.logs import configure_logging
-from launchers import checks
+from launchers import checks, metrics
 from settings import Settings
 
 log = logging.getLogger("launchers")
@@ -27,4 +27,5 @@ def run(settings: Settings, *, app: Callable | None = None) -> None:
         checks.preflight(settings)
         for notice in settings.notices:
             log.warning(notice)
+        metrics.prepare(settings)  # before any worker imports prometheus_client
     serve(settings, app=app)

@@ -39,7 +39,7 @@ from granian.log import LogLevels
 from granian.server import Server
 
 from app import create_app, lifecycle
-from launchers import listener
+from launchers import listener, metrics
 from launchers.granian_guard import guarded
 from settings import Settings
 
@@ -172,7 +172,7 @@ def _stop_at_once_on_sigint(server: Any) -> Callable[[], None]:
 
 
 def serve(settings: Settings, *, app: Callable | None = None) -> None:
-    server = Server(**options(settings))
+    server = metrics.granian_server(Server, settings)(**options(settings))
     server.on_startup(_stop_at_once_on_sigint(server))
     if app is not None:
         server.serve(target_loader=lambda target: wrap(app, settings))

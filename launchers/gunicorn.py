@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app import limits as request_limits
-from launchers import checks, limits, listener
+from launchers import checks, limits, listener, metrics
 from settings import Settings
 
 # gunicorn, gevent and the app are imported inside the hooks that run in a worker:
@@ -87,6 +87,7 @@ def options(settings: Settings) -> dict[str, Any]:
         "post_fork": post_fork,
         "post_worker_init": post_worker_init,
         "worker_abort": worker_abort,
+        "child_exit": metrics.child_exit,  # METRICS: an exited worker's counts kept
     }
 
 
@@ -104,6 +105,7 @@ def _on_starting(settings: Settings) -> Callable[[Any], None]:
         checks.preflight(settings)
         for notice in settings.notices:
             server.log.warning(notice)
+        metrics.prepare(settings)  # once per master start: a reload (HUP) keeps the counts
 
     return on_starting
 

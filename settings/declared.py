@@ -218,6 +218,12 @@ class Settings:
         Default(_debug, "(true in development with the dev launcher)"),
         "The Werkzeug debugger and reloader (dev launcher only). Never allowed in production.",
     )
+    metrics: bool = setting(
+        "METRICS",
+        False,
+        "Serve Prometheus metrics at /metrics, summed over every worker; off, /metrics is 404 "
+        "and nothing is measured. Keep /metrics private: see docs/metrics.md.",
+    )
     allow_dev_server: bool = setting(
         "ALLOW_DEV_SERVER",
         False,

@@ -41,6 +41,7 @@ OUR_VARIABLES = (
     "KUBERNETES_SERVICE_HOST",
     "GUNICORN_CMD_ARGS",
     "FORWARDED_ALLOW_IPS",
+    "PROMETHEUS_MULTIPROC_DIR",  # prometheus_client's, read with METRICS on
 )
 SECRET = "test-secret-key-0123456789abcdef"
 

@@ -183,6 +183,14 @@ def test_one_port_from_the_image_to_the_ingress():
     )
 
 
+def test_scrape_annotations_name_the_apps_port_and_follow_metrics():
+    annotations = DEPLOYMENT["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == CONTAINER["ports"][0]["containerPort"]
+    assert annotations["prometheus.io/path"] == "/metrics"
+    metrics = BY_ENV["METRICS"].convert(ENV["METRICS"]["value"]) if "METRICS" in ENV else False
+    assert annotations["prometheus.io/scrape"] == str(metrics).lower()  # off by default
+
+
 def test_probes_ask_the_endpoints_made_for_them():
     probes = {name: CONTAINER[name] for name in ("startupProbe", "readinessProbe", "livenessProbe")}
     assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import http.client
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +46,7 @@ FORGED = {
 def proxied(hops: int) -> Iterator[tuple[int, int]]:
     """gunicorn on 127.0.0.1 with TRUSTED_PROXY_HOPS=hops, nginx in front: (nginx, app) ports."""
     app_port = free_port()
+    metrics_dir = Path(tempfile.mkdtemp(prefix="nginx-test-metrics-"))
     env = clean_env(
         HOST="127.0.0.1",
         PORT=app_port,
@@ -50,13 +54,18 @@ def proxied(hops: int) -> Iterator[tuple[int, int]]:
         SECRET_KEY=SECRET,
         TRUSTED_PROXY_HOPS=hops,
         WEB_CONCURRENCY=1,
+        METRICS=1,  # for test_metrics_are_not_served_through_nginx
+        PROMETHEUS_MULTIPROC_DIR=metrics_dir,
     )
     gunicorn = [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", "wsgi:app"]
-    with (
-        running(gunicorn, env, app_port),
-        nginx_in_front(app_port, "the reverse-proxy tests run the real nginx") as (nginx_port, _),
-    ):
-        yield nginx_port, app_port
+    try:
+        with (
+            running(gunicorn, env, app_port),
+            nginx_in_front(app_port, "the reverse-proxy tests run the real nginx") as (port, _),
+        ):
+            yield port, app_port
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def from_client(
@@ -88,6 +97,18 @@ def test_the_shipped_site_differs_only_in_the_two_ports():
     rewritten = rewrite_site(SITE.read_text(), 18080, 18000).splitlines()
     changed = [(a, b) for a, b in zip(original, rewritten, strict=True) if a != b]
     assert [a.strip() for a, _ in changed] == ["server 127.0.0.1:8000 max_fails=0;", "listen 80;"]
+
+
+def test_metrics_are_not_served_through_nginx(trusting_proxy):
+    nginx_port, app_port = trusting_proxy
+    assert from_client(nginx_port, "/metrics").status == 404
+    assert from_client(nginx_port, "/metrics/").status == 404  # the app's 404, no such route
+    direct = http.client.HTTPConnection("127.0.0.1", app_port, timeout=10)
+    try:
+        direct.request("GET", "/metrics")
+        assert direct.getresponse().status == 200  # the scraper, on the app's own port
+    finally:
+        direct.close()
 
 
 def test_body_limit_equals_the_apps(trusting_proxy):
