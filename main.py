@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from settings.errors import EXIT_CODES, LauncherUnavailable
 
 try:
+    import flask  # noqa: F401 - the first dependency: where it is missing, they all are
+
     from launchers import checks, run
     from launchers.cli import exit_on_startup_error
     from settings import SETTINGS, Settings, load_settings, registry

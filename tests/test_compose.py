@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -22,31 +23,36 @@ COMPOSE = ROOT / "compose.yaml"
 
 
 @pytest.fixture(scope="module")
-def resolved() -> dict:
+def no_env_file(tmp_path_factory) -> Path:
+    empty = tmp_path_factory.mktemp("compose") / "empty.env"
+    empty.write_text("")
+    return empty
+
+
+@pytest.fixture(scope="module")
+def resolved(no_env_file) -> dict:
     """The file as docker-compose reads it, SECRET_KEY given."""
-    compose = need_tool("docker-compose", "compose.yaml is validated by Docker Compose itself")
-    result = subprocess.run(
-        [compose, "--file", str(COMPOSE), "config"],
-        env=clean_env(SECRET_KEY=SECRET),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    result = compose_config(clean_env(SECRET_KEY=SECRET), no_env_file)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
 
-def test_compose_refuses_to_start_without_a_secret_key():
+def compose_config(env: dict[str, str], env_file: Path) -> subprocess.CompletedProcess:
+    """``docker-compose config`` on compose.yaml with ``env`` and the empty ``env_file``:
+    never a .env in the checkout (Compose reads one from the project folder by itself)."""
     compose = need_tool("docker-compose", "compose.yaml is validated by Docker Compose itself")
-    result = subprocess.run(
-        [compose, "--file", str(COMPOSE), "config"],
-        env=clean_env(),
+    return subprocess.run(
+        [compose, "--file", str(COMPOSE), "--env-file", str(env_file), "config"],
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
         cwd=ROOT,
     )
+
+
+def test_compose_refuses_to_start_without_a_secret_key(no_env_file):
+    result = compose_config(clean_env(), no_env_file)
     assert result.returncode != 0
     assert "set SECRET_KEY" in result.stderr, result.stderr
 

@@ -14,6 +14,7 @@ import re
 import signal
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.container_support import (
     BuiltImage,
@@ -31,6 +32,7 @@ from tests.container_support import (
     running_container,
 )
 from tests.live import assert_serves_the_endpoints, sigterm_during_slow_uploads
+from tests.support import get
 
 # Slow; and the first test also waits for the image: on a machine without it, up to a few
 # minutes to make the base image from Debian's packages and build on it.
@@ -196,3 +198,28 @@ def test_a_container_is_removed_even_when_its_test_fails(image):
     (container,) = started
     assert container.id
     assert docker("inspect", container.name, check=False).returncode != 0
+
+
+def test_metrics_add_up_across_workers_with_a_read_only_root(image):
+    """METRICS=1 in the image: the launcher makes its folder in the tmpfs /tmp, never a
+    person, and every scrape counts every request whichever of 2 workers answered."""
+    env = {"METRICS": "1", "WEB_CONCURRENCY": "2"}
+    with running_container(image.tag, [*RESTRICTED, "--cpus", "2"], env) as container:
+        container.wait_workers_booted(2)
+        for _ in range(40):
+            assert get(container.port, "/api/info").status == 200
+        counts = []
+        for _ in range(3):
+            families = text_string_to_metric_families(get(container.port, "/metrics").text)
+            counts.append(
+                sum(
+                    s.value
+                    for f in families
+                    for s in f.samples
+                    if s.name == "http_server_request_duration_seconds_count"
+                    and s.labels.get("http_route") == "/api/info"
+                )
+            )
+        logs = container.logs()
+    assert counts == [40, 40, 40], (counts, logs[-2000:])
+    assert "Traceback" not in logs

@@ -252,6 +252,7 @@ def test_hup_serves_the_code_now_on_disk_and_loses_no_request(how, tmp_path):
             time.sleep(1.0)  # the old workers' last requests finish (not an assertion)
         page = get(port, "/").text
         log = server.stdout + server.stderr
+    print(how, dict(load.outcomes))
     assert reloaded, f"{how}: the edited views.py was never served\n{log[-3000:]}"
     assert "Served after HUP." in page, page
     assert not load.failures, (how, dict(load.outcomes), log[-3000:])
