@@ -11,31 +11,39 @@ not build it twice.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import signal
 import sys
 from collections.abc import Sequence
 
 from settings.errors import EXIT_CODES, LauncherUnavailable
 
-try:
-    import flask  # noqa: F401 - the first dependency: where it is missing, they all are
 
-    from launchers import checks, run
-    from launchers.cli import exit_on_startup_error
-    from settings import SETTINGS, Settings, load_settings, registry
-    from settings.rules import violations
-except ModuleNotFoundError as missing:  # a fresh clone, or the system Python
-    if missing.name and missing.name.split(".")[0] in ("app", "launchers", "settings"):
-        raise
+def _stop_without_dependencies(module: str) -> None:
     print(
         f"error: the app's dependencies are not installed in this Python ({sys.executable}: "
-        f"no module named {missing.name!r}). Install them in a virtual environment and run the "
+        f"no module named {module!r}). Install them in a virtual environment and run the "
         "app with its Python:\n"
         "    python3 -m venv .venv && .venv/bin/pip install -r requirements.txt\n"
         "    .venv/bin/python main.py",
         file=sys.stderr,
     )
     sys.exit(LauncherUnavailable.exit_code)
+
+
+# Looked up, not imported: this process may become gunicorn's master, whose imports every
+# worker inherits, and a reload (SIGHUP) gives the workers only what it has not imported.
+if importlib.util.find_spec("flask") is None:  # a fresh clone, or the system Python
+    _stop_without_dependencies("flask")
+try:
+    from launchers import checks, run
+    from launchers.cli import exit_on_startup_error
+    from settings import SETTINGS, Settings, load_settings, registry
+    from settings.rules import violations
+except ModuleNotFoundError as missing:
+    if missing.name and missing.name.split(".")[0] in ("app", "launchers", "settings"):
+        raise
+    _stop_without_dependencies(str(missing.name))
 
 
 def __getattr__(name: str):

@@ -1,10 +1,11 @@
 """The Flask application: ``from app import create_app``.
 
 ``create_app`` imports the app's modules when it is called, not when this package
-is imported. A server's master process imports a few of them (app.logs, app.limits)
-and every worker it forks inherits what the master has imported: left to the
-workers, the views, templates and error pages are read from disk by each new one,
-so a reload (SIGHUP) serves the code now on disk.
+is imported. A server's master process imports a few of them (app.logs, app.limits,
+app.metrics_files; granian's also app.security and app.lifecycle) and every worker it
+forks inherits what the master has imported: left to the workers, the views,
+templates and error pages are read from disk by each new one, so a reload (SIGHUP)
+serves the code now on disk.
 """
 
 from __future__ import annotations

@@ -92,12 +92,12 @@ class RequestMetrics:
     def finished(self, environ: dict[str, Any], status: int, seconds: float) -> None:
         try:
             in_flight.dec()
-            key = (environ.get("REQUEST_METHOD", ""), environ.get(ROUTE_KEY, NO_ROUTE), status)
+            # Keyed by the label, not the raw method: a client's made-up methods are one key.
+            method = method_label(environ.get("REQUEST_METHOD", ""))
+            key = (method, environ.get(ROUTE_KEY, NO_ROUTE), status)
             child = self._children.get(key)
             if child is None:
-                child = self._children[key] = duration.labels(
-                    method_label(key[0]), key[1], str(status)
-                )
+                child = self._children[key] = duration.labels(method, key[1], str(status))
             child.observe(seconds)
         except Exception:  # noqa: BLE001 - a full disk must not fail the request it measured
             self._failed_once()

@@ -54,8 +54,8 @@ def prepare_folder(folder: Path) -> None:
     """Make the folder (0700) if missing and remove every .db file in it: a fresh start.
 
     Only .db files are removed, so a person's own folder keeps anything else. A folder
-    that is a symbolic link, or another user's, is refused: under a shared /tmp it may
-    have been put there for us to write into.
+    that is a symbolic link, another user's or writable by others is refused: under a
+    shared /tmp it may have been put there for us to write into.
     """
     with contextlib.suppress(FileExistsError):
         folder.mkdir(mode=0o700, parents=True)
@@ -64,6 +64,9 @@ def prepare_folder(folder: Path) -> None:
         raise FolderError(f"{folder} is not a directory (a symbolic link or a file is refused)")
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
         raise FolderError(f"{folder} belongs to another user (uid {info.st_uid})")
+    if hasattr(os, "getuid") and info.st_mode & 0o022:
+        # Others could put files (or links to files) there for the workers to write into.
+        raise FolderError(f"{folder} is writable by others (mode {stat.S_IMODE(info.st_mode):o})")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise FolderError(f"{folder} is not writable by this user")
     for old in folder.glob("*.db"):

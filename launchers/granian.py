@@ -130,6 +130,8 @@ def _drain_on_sigterm(port: int) -> None:
         stop = signal.getsignal(signal.SIGTERM)
 
         def on_sigterm(signum: int, frame: Any) -> None:
+            if lifecycle.shutting_down():
+                return  # sent twice (to the process group, and by granian's main process)
             lifecycle.begin_shutdown()
             socks = listener.listening_sockets(port)
             try:

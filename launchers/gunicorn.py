@@ -123,11 +123,11 @@ def when_ready(server: Any) -> None:
     stop = server.stop
 
     def stop_without_resets(graceful: bool = True) -> None:
-        if graceful and server.LISTENERS:
+        if graceful and server.LISTENERS and listeners_close_with(server):
             started = time.monotonic()
             for sock in server.LISTENERS:
                 listener.stop_queueing(sock)
-            emptied = all(listener.wait_until_drained(sock) for sock in server.LISTENERS)
+            emptied = all([listener.wait_until_drained(sock) for sock in server.LISTENERS])
             server.log.info(
                 "Listen queue %s in %.0f ms; stopping the workers",
                 "emptied" if emptied else "still holds connections",
@@ -136,6 +136,18 @@ def when_ready(server: Any) -> None:
         stop(graceful)
 
     server.stop = stop_without_resets
+
+
+def listeners_close_with(server: Any) -> bool:
+    """Whether the listening sockets end with this master, gunicorn's own test for unlinking
+    them. Not after a binary upgrade (USR2: the new master shares them), under systemd's
+    socket activation (systemd keeps them) or with reuse_port: the filter belongs to the
+    socket, so it would turn away every connection the survivor should take."""
+    return (
+        server.reexec_pid == server.master_pid == 0
+        and not server.systemd
+        and not server.cfg.reuse_port
+    )
 
 
 def logger_class(log_format: str) -> type:

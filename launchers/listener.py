@@ -70,7 +70,9 @@ def stop_queueing(sock: socket.socket) -> bool:
 
 def is_queued(sock: socket.socket) -> bool:
     """Whether a connection is waiting to be accepted on the listening ``sock``."""
-    poller = select.poll()
+    if not hasattr(select, "poll"):  # Windows; select() there has no descriptor limit
+        return bool(select.select([sock], [], [], 0)[0])
+    poller = select.poll()  # poll(): select() cannot watch a descriptor above 1023
     poller.register(sock.fileno(), select.POLLIN)
     return bool(poller.poll(0))
 
@@ -100,13 +102,23 @@ def listening_sockets(port: int) -> list[socket.socket]:
 
     For a server whose listener is made outside Python (granian's, in Rust).
     """
-    found = []
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                continue
-            sock = socket.socket(fileno=os.dup(int(name)))
+    sockets = []
+    for name in os.listdir("/proc/self/fd"):  # all read first: a duplicate made below
+        try:  # may take a number listed here (listdir's own, closed since)
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                sockets.append(int(name))
         except OSError:
+            continue
+    found = []
+    for fd in sockets:
+        try:
+            duplicate = os.dup(fd)
+        except OSError:
+            continue
+        try:
+            sock = socket.socket(fileno=duplicate)
+        except OSError:
+            os.close(duplicate)
             continue
         try:
             listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)

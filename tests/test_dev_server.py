@@ -162,7 +162,7 @@ def test_the_development_server_as_root_on_every_interface_warns_in_one_line(mon
     from settings import load_settings
 
     served = []
-    monkeypatch.setattr(dev.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(dev, "effective_uid", lambda: 0)
     monkeypatch.setattr(dev, "serve_with_reloader", lambda *args: served.append(args))
     for host, warned in (("0.0.0.0", True), ("127.0.0.1", False)):
         caplog.clear()
