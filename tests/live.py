@@ -19,7 +19,7 @@ import time
 import pytest
 
 from settings.registry import LAUNCHERS
-from tests.support import IN_CI, PYTHON, SECRET, Server, clean_env, get, request
+from tests.support import IN_CI, PYTHON, SECRET, Server, clean_env, get, process_tree, request
 
 LAUNCHER_NAMES = tuple(LAUNCHERS)
 PRODUCTION_LAUNCHERS = tuple(name for name, spec in LAUNCHERS.items() if spec.auto != "development")
@@ -215,6 +215,22 @@ def wait_until_gone(pids, timeout: float = 3.0) -> list[int]:
     while any(map(alive, pids)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return [pid for pid in pids if alive(pid)]
+
+
+def workers_of(server: Server) -> set[int]:
+    """The server's live child processes: its workers."""
+    return {pid for pid in process_tree(server.pid) if pid != server.pid and alive(pid)}
+
+
+def wait_for_workers(server: Server, count: int, timeout: float = 20.0) -> set[int]:
+    """Until the server has ``count`` live workers; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = workers_of(server)
+        if len(pids) == count:
+            return pids
+        time.sleep(0.1)
+    raise AssertionError(f"not {count} workers after {timeout}s: {workers_of(server)}")
 
 
 def requests_in_access_log(stdout: str) -> list[str]:

@@ -14,25 +14,11 @@ import time
 
 import pytest
 
-from tests.live import production_env, serve_app_args
-from tests.support import PYTHON, assert_no_traceback, free_port, get, process_tree, running
+from tests.live import production_env, serve_app_args, wait_for_workers
+from tests.support import PYTHON, assert_no_traceback, free_port, get, running
 
 # Each test starts real servers: left out of the quick `pytest -m "not slow"`.
 pytestmark = pytest.mark.slow
-
-
-def workers(server) -> set[int]:
-    return set(process_tree(server.pid)) - {server.pid}
-
-
-def wait_for_workers(server, count: int, timeout: float = 15.0) -> set[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = workers(server)
-        if len(found) == count:
-            return found
-        time.sleep(0.1)
-    return workers(server)
 
 
 @pytest.mark.slow

@@ -22,8 +22,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.metrics_files import folder_for
-from tests.live import LAUNCHER_NAMES, alive, production_env, wait_until_gone
-from tests.support import PYTHON, free_port, get, need_tool, process_tree, running
+from tests.live import (
+    LAUNCHER_NAMES,
+    production_env,
+    wait_for_workers,
+    wait_until_gone,
+    workers_of,
+)
+from tests.support import PYTHON, free_port, get, need_tool, running
 
 pytestmark = pytest.mark.slow
 
@@ -105,20 +111,6 @@ def send_until_recycled(server, port: int, times: int, timeout: float = 60.0) ->
     return sent
 
 
-def workers_of(server) -> list[int]:
-    return [pid for pid in process_tree(server.pid) if pid != server.pid and alive(pid)]
-
-
-def wait_for_workers(server, count: int, timeout: float = 20.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = workers_of(server)
-        if len(pids) == count:
-            return pids
-        time.sleep(0.1)
-    raise AssertionError(f"not {count} workers after {timeout}s: {workers_of(server)}")
-
-
 def metrics_env(launcher: str, port: int, folder: Path | None, **extra) -> dict[str, str]:
     """METRICS on, access lines in JSON; the multiprocess folder ``folder`` (None: the
     launcher's own choice, under /tmp)."""
@@ -188,7 +180,7 @@ def test_gunicorn_a_sigkilled_workers_counts_are_kept(tmp_path):
     port = free_port()
     with main(metrics_env("gunicorn", port, tmp_path, WEB_CONCURRENCY=2)) as server:
         sent = send_until_both_workers_served(server, port)
-        victim = wait_for_workers(server, 2)[0]
+        victim = min(wait_for_workers(server, 2))
         os.kill(victim, signal.SIGKILL)
         assert not wait_until_gone([victim], 10)
         wait_for_workers(server, 2)
@@ -209,7 +201,7 @@ def test_granian_a_sigkilled_or_reloaded_workers_counts_are_kept(tmp_path):
     port = free_port()
     with main(metrics_env("granian", port, tmp_path, WEB_CONCURRENCY=2)) as server:
         sent = send_until_both_workers_served(server, port)
-        victim = wait_for_workers(server, 2)[0]
+        victim = min(wait_for_workers(server, 2))
         os.kill(victim, signal.SIGKILL)
         assert not wait_until_gone([victim], 10)
         wait_for_log(server, "Stopped old worker", 1)
