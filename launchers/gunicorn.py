@@ -113,12 +113,11 @@ def _on_starting(settings: Settings) -> Callable[[Any], None]:
 def when_ready(server: Any) -> None:
     """In the master, once it listens: a graceful stop first empties the listen queue.
 
-    gunicorn's master closes its listeners, then tells the workers to stop; the
-    workers close their copies, and the connections still queued were reset
-    (a POST behind nginx then failed with 502). Before that now, new
-    connections are turned away and the workers, still running, accept what
-    is queued (launchers/listener.py). A reload (HUP) or a recycled worker
-    never closes the listener, so it needs none of this.
+    gunicorn's master closes its listeners, then tells the workers to stop; the workers
+    close their copies, and the connections still queued were reset (a POST behind nginx
+    then failed with 502). Before that now, new connections are turned away and the
+    workers, still running, accept what is queued (launchers/listener.py). A reload (HUP)
+    or a recycled worker never closes the listener, so it needs none of this.
     """
     stop = server.stop
 
@@ -143,11 +142,8 @@ def listeners_close_with(server: Any) -> bool:
     them. Not after a binary upgrade (USR2: the new master shares them), under systemd's
     socket activation (systemd keeps them) or with reuse_port: the filter belongs to the
     socket, so it would turn away every connection the survivor should take."""
-    return (
-        server.reexec_pid == server.master_pid == 0
-        and not server.systemd
-        and not server.cfg.reuse_port
-    )
+    sole = server.reexec_pid == server.master_pid == 0
+    return sole and not server.systemd and not server.cfg.reuse_port
 
 
 def logger_class(log_format: str) -> type:
