@@ -94,7 +94,7 @@ class RequestMetrics:
             in_flight.dec()
             # Keyed by the label, not the raw method: a client's made-up methods are one key.
             method = method_label(environ.get("REQUEST_METHOD", ""))
-            key = (method, environ.get(ROUTE_KEY, NO_ROUTE), status)
+            key = (method, route_label(environ), status)
             child = self._children.get(key)
             if child is None:
                 child = self._children[key] = duration.labels(method, key[1], str(status))

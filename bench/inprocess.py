@@ -7,8 +7,8 @@ access log line is written there, as a server would write it, and the production
 logging the starter configures stays out of the bench's own process.
 
 The goal's pair is ``bare_flask_us`` and ``ours_us`` (every feature on, the access
-line written). Two more explain the difference: the bare app with a SECRET_KEY
-(what Flask's own signed-cookie session costs it), and the starter with LOG_LEVEL
+line written). Three more explain the difference: the bare app with a SECRET_KEY
+(what Flask's own signed-cookie session costs it), the starter with LOG_LEVEL
 above info (what the access line costs), and the starter with METRICS on (what
 each request's histogram costs, written to a multiprocess folder as under the
 launchers). CPU time, not wall time, is counted: a

@@ -144,12 +144,9 @@ def head_refusal(head: bytes) -> Refusal | None:
         return refused
     while lines and not lines[-1]:
         lines.pop()
-    if len(lines) > HEADER_FIELDS:
-        return Refusal(431, f"more than {HEADER_FIELDS} header fields")
-    for line in lines:
-        refused = field_line_refusal(line)
-        if refused:
-            return refused
+    refused = field_lines_refusal(lines, "header")
+    if refused:
+        return refused
     return framing_refusal(first.endswith(b"HTTP/1.0"), fields(lines))
 
 
@@ -195,12 +192,22 @@ def trailer_refusal(section: bytes) -> Refusal | None:
     if b"\n" in body or b"\r" in body:
         return bad("a trailer line ends with a bare LF or CR")
     lines = [line for line in section.split(CRLF) if line]
+    refused = field_lines_refusal(lines, "trailer")
+    if refused:
+        return refused
+    for line in lines:
+        if line.partition(b":")[0].lower() in FORBIDDEN_TRAILERS:
+            return bad("a trailer field that frames, routes or authenticates a request")
+    return None
+
+
+def field_lines_refusal(lines: list[bytes], kind: str) -> Refusal | None:
+    """Why a head's or a trailer section's field lines must be refused: too many, or one
+    that is malformed."""
     if len(lines) > HEADER_FIELDS:
-        return Refusal(431, f"more than {HEADER_FIELDS} trailer fields")
+        return Refusal(431, f"more than {HEADER_FIELDS} {kind} fields")
     for line in lines:
         refused = field_line_refusal(line)
         if refused:
             return refused
-        if line.partition(b":")[0].lower() in FORBIDDEN_TRAILERS:
-            return bad("a trailer field that frames, routes or authenticates a request")
     return None

@@ -176,13 +176,19 @@ def test_gunicorn_recycling_workers_loses_no_count_and_leaves_no_pile(tmp_path):
         assert "histogram_archive.db" in files
 
 
+def served_then_a_worker_killed(server, port: int) -> tuple[int, int]:
+    """Requests answered by both of 2 workers, then one of them SIGKILLed: (sent, its pid)."""
+    sent = send_until_both_workers_served(server, port)
+    victim = min(wait_for_workers(server, 2))
+    os.kill(victim, signal.SIGKILL)
+    assert not wait_until_gone([victim], 10)
+    return sent, victim
+
+
 def test_gunicorn_a_sigkilled_workers_counts_are_kept(tmp_path):
     port = free_port()
     with main(metrics_env("gunicorn", port, tmp_path, WEB_CONCURRENCY=2)) as server:
-        sent = send_until_both_workers_served(server, port)
-        victim = min(wait_for_workers(server, 2))
-        os.kill(victim, signal.SIGKILL)
-        assert not wait_until_gone([victim], 10)
+        sent, victim = served_then_a_worker_killed(server, port)
         wait_for_workers(server, 2)
         assert victim not in workers_of(server)
         assert_every_scrape_says(port, sent)
@@ -200,10 +206,7 @@ def wait_for_log(server, text: str, times: int, timeout: float = 20.0) -> None:
 def test_granian_a_sigkilled_or_reloaded_workers_counts_are_kept(tmp_path):
     port = free_port()
     with main(metrics_env("granian", port, tmp_path, WEB_CONCURRENCY=2)) as server:
-        sent = send_until_both_workers_served(server, port)
-        victim = min(wait_for_workers(server, 2))
-        os.kill(victim, signal.SIGKILL)
-        assert not wait_until_gone([victim], 10)
+        sent, victim = served_then_a_worker_killed(server, port)
         wait_for_log(server, "Stopped old worker", 1)
         assert_every_scrape_says(port, sent)
         send(port, 10)
