@@ -25,6 +25,7 @@ from typing import Any
 
 from app import limits as request_limits
 from launchers import checks, limits, listener, metrics
+from launchers.gevent_start import patch_with_entry_points_read_once
 from settings import Settings
 
 # gunicorn, gevent and the app are imported inside the hooks that run in a worker:
@@ -177,6 +178,7 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
 
 def post_fork(server: Any, worker: Any) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    patch_with_entry_points_read_once(worker)  # gevent's patching, 0.2 s sooner
     # A stop signal that came even sooner, between fork and this hook, went to the
     # master's handler, which put it on this process's copy of the master's queue:
     # honour it (the worker then starts, finds itself stopped, and exits cleanly).
