@@ -158,3 +158,99 @@ def test_json_fields_are_what_the_client_sent(lines, log_format):
         assert json.loads(line)["path"] == "/a\x7fb"
     else:
         assert "/a\\x7Fb" in line
+
+
+@pytest.fixture
+def own_handler(log_format, monkeypatch) -> Iterator[tuple[logging.Handler, io.StringIO]]:
+    """The access log as configure_logging sets it up, its stream captured. pytest adds
+    its own handlers to every logger when each test starts: ``alone`` takes them off."""
+    from app import logs
+
+    logs.configure_logging("info", log_format)
+    handler = logs._access_handler
+    out = io.StringIO()
+    previous = handler.setStream(out)
+    try:
+        yield handler, out
+    finally:
+        handler.setStream(previous)
+
+
+def alone(handler: logging.Handler, monkeypatch) -> None:
+    monkeypatch.setattr(ACCESS, "handlers", [handler])
+
+
+ACCESS_ARGS = ("GET", "/a\x1bb", "q=1", 404, 1.25, "rid-1", None)
+
+
+def test_the_access_line_written_directly_is_the_records_line(own_handler, monkeypatch):
+    """With only its own handler, the line is formatted without a record (app/logs.py);
+    a filter on app.access makes log_access hand it a record: both write the same."""
+    from app import logs
+
+    handler, out = own_handler
+    alone(handler, monkeypatch)
+    monkeypatch.setattr(logs.time, "time", lambda: 1764650000.987654)
+    logs.log_access(*ACCESS_ARGS)
+    records = []
+    ACCESS.addFilter(lambda record: records.append(record) or True)
+    try:
+        logs.log_access(*ACCESS_ARGS)
+    finally:
+        ACCESS.filters.clear()
+    direct, through_a_record = out.getvalue().splitlines()
+    assert direct == through_a_record
+    assert "\\x1B" in direct
+    assert len(records) == 1 and records[0].status == 404
+
+
+def test_no_record_is_made_for_the_access_log_as_configured(own_handler, monkeypatch):
+    from app import logs
+
+    handler, out = own_handler
+    alone(handler, monkeypatch)
+
+    def no_record(*args, **kwargs):
+        raise AssertionError("a record was made")
+
+    monkeypatch.setattr(logs, "AccessRecord", no_record)
+    logs.log_access(*ACCESS_ARGS)
+    assert "rid-1" in out.getvalue()
+
+
+def test_a_failed_write_is_reported_with_its_record_as_logging_reports_it(own_handler, monkeypatch):
+    from app import logs
+
+    handler, _ = own_handler
+    alone(handler, monkeypatch)
+
+    class Broken(io.StringIO):
+        def write(self, text):
+            raise OSError("disk full")
+
+    reported = []
+    handler.setStream(Broken())
+    handler.handleError = reported.append
+    try:
+        logs.log_access(*ACCESS_ARGS)
+    finally:
+        del handler.handleError
+    (record,) = reported
+    assert record.request_id == "rid-1" and "404" in record.getMessage()
+
+
+def test_a_forkers_handler_or_filter_on_app_access_gets_records(own_handler, monkeypatch):
+    from app import logs
+
+    handler, out = own_handler
+    alone(handler, monkeypatch)
+    got = []
+    extra = logging.Handler()
+    extra.emit = got.append
+    ACCESS.addHandler(extra)
+    try:
+        logs.log_access(*ACCESS_ARGS)
+    finally:
+        ACCESS.removeHandler(extra)
+    assert [r.path for r in got] == ["/a\x1bb"]
+    assert "rid-1" in out.getvalue()  # and the own handler still writes its line
