@@ -6,9 +6,9 @@ thread then waits for the GIL to come back, up to the 5 ms switch interval, with
 every request. Measured here (docs/performance.md): waitress served a few hundred
 requests a second with the line written by each request and about 1,700 without.
 So a request only appends its line to a queue; a writer thread (a greenlet under
-gevent) takes every line queued, writes them with one call and flushes, then waits
-for the next. The lines keep their order, and a line waits for as long as the
-writer waits for the GIL: milliseconds.
+gevent), woken by the first line, lets others gather for BATCH_SECONDS, writes them
+all with one call and flushes, then waits for the next. The lines keep their order,
+and a line waits about 10 ms, and for as long as the writer waits for the GIL.
 
 ``flush()`` writes what is queued from the calling thread. logging calls it at
 interpreter exit (``logging.shutdown``); processes that end without it (granian's
@@ -24,12 +24,18 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 MakeRecord = Callable[[], logging.LogRecord]
+# How long the writer lets lines gather once one is queued. Woken for each line, it
+# took the GIL from the request threads for every write: twice the line's cost.
+BATCH_SECONDS = 0.01
 
 
 class LineHandler(logging.StreamHandler):
+    """A StreamHandler whose lines are written by a writer thread of each process."""
+
     def __init__(self, stream: object = None) -> None:
         super().__init__(stream)
         self._queued: collections.deque[tuple[str, MakeRecord]] = collections.deque()
@@ -77,7 +83,13 @@ class LineHandler(logging.StreamHandler):
         super().close()
 
     def _start_writer(self) -> None:
-        self._writer_pid = os.getpid()
+        with self.lock:  # type: ignore[union-attr]  # one writer, if two threads come first
+            if self._writer_pid == os.getpid():
+                return
+            self._writer_pid = os.getpid()
+            self._start_writer_thread()
+
+    def _start_writer_thread(self) -> None:
         self._wake = threading.Event()
         self.writer = threading.Thread(target=self._write_forever, name="access-log", daemon=True)
         self.writer.start()
@@ -90,6 +102,7 @@ class LineHandler(logging.StreamHandler):
         wake = self._wake
         while not self._closed:
             wake.wait()  # type: ignore[union-attr]
+            time.sleep(BATCH_SECONDS)
             wake.clear()  # type: ignore[union-attr]  # before taking the lines: none is left behind
             self.flush()
 
