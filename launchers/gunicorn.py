@@ -28,9 +28,8 @@ from launchers import checks, limits, listener, metrics
 from launchers.gevent_start import patch_with_entry_points_read_once
 from settings import Settings
 
-# gunicorn, gevent and the app are imported inside the hooks that run in a worker:
-# this module is also read by gunicorn's master (gunicorn_config.py), before the
-# workers fork and gevent patches them.
+# gunicorn, gevent and the app are imported inside the hooks that run in a worker: this
+# module is also read by gunicorn's master (gunicorn_config.py), before gevent patches.
 
 log = logging.getLogger("launchers.gunicorn")
 SHM = "/dev/shm"  # noqa: S108 - gunicorn's heartbeat files, private to each worker
