@@ -87,16 +87,15 @@ class LineHandler(logging.StreamHandler):
             if self._writer_pid == os.getpid():
                 return
             self._writer_pid = os.getpid()
-            self._start_writer_thread()
+            self._wake = threading.Event()
+            self.writer = threading.Thread(
+                target=self._write_forever, name="access-log", daemon=True
+            )
+            self.writer.start()
+            if "multiprocessing" in sys.modules:  # a worker process may end without atexit
+                from multiprocessing import util
 
-    def _start_writer_thread(self) -> None:
-        self._wake = threading.Event()
-        self.writer = threading.Thread(target=self._write_forever, name="access-log", daemon=True)
-        self.writer.start()
-        if "multiprocessing" in sys.modules:  # a worker process may end without atexit
-            from multiprocessing import util
-
-            util.Finalize(self, self.flush, exitpriority=10)
+                util.Finalize(self, self.flush, exitpriority=10)
 
     def _write_forever(self) -> None:
         wake = self._wake

@@ -78,7 +78,7 @@ class JsonFormatter(logging.Formatter):
 
     def access_line(self, created: float, message: str, fields: dict[str, Any]) -> str:
         """What ``format`` writes for the access line's record (see ``log_access``)."""
-        data = self.head(created, "INFO", ACCESS.name, _pid)
+        data = self.head(created, "INFO", ACCESS_NAME, _pid)
         data["message"] = message
         data.update(fields)
         return json.dumps(data)
@@ -107,22 +107,20 @@ class TextFormatter(logging.Formatter):
         return self.stamp(record.created, record.msecs)
 
     def stamp(self, created: float, msecs: float) -> str:
-        second = int(created)
+        return f"{self._date_and_time(int(created))},{int(msecs):03d}"
+
+    def _date_and_time(self, second: int) -> str:
         stamp = self._stamp
         if stamp[0] != second:
             stamp = self._stamp = (
                 second,
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)),
             )
-        return f"{stamp[1]},{int(msecs):03d}"
+        return stamp[1]
 
     def access_line(self, created: float, message: str, fields: dict[str, Any]) -> str:
         """What ``format`` writes for the access line's record (see ``log_access``)."""
-        second = int(created)
-        stamp = self._stamp
-        text = stamp[1] if stamp[0] == second else self.stamp(created, 0)[:-4]
-        msecs = int((created - second) * 1000)  # as _msecs
-        return f"{text},{msecs:03d} [{_pid}] [INFO] {ACCESS_NAME}: {message}"
+        return f"{self.stamp(created, _msecs(created))} [{_pid}] [INFO] {ACCESS_NAME}: {message}"
 
 
 def _msecs(created: float) -> float:
