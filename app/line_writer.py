@@ -39,12 +39,15 @@ class LineHandler(logging.StreamHandler):
     def __init__(self, stream: object = None) -> None:
         super().__init__(stream)
         self._queued: collections.deque[tuple[str, MakeRecord]] = collections.deque()
-        self._wake: threading.Event | None = None
-        self._writer_pid: int | None = None
+        self._wake: threading.Event | None = None  # None: no writer in this process yet
         self._closed = False
         self.writer: threading.Thread | None = None  # this process's writer thread
         if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
-            os.register_at_fork(after_in_child=self._queued.clear)  # the parent writes its own
+            os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self._queued.clear()  # the parent writes its own lines
+        self._wake = None  # threads do not survive a fork: the child starts its own writer
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -62,7 +65,7 @@ class LineHandler(logging.StreamHandler):
         if self._closed:  # no writer any more: written at once, as by a StreamHandler
             self.flush()
             return
-        if self._writer_pid != os.getpid():
+        if self._wake is None:
             self._start_writer()
         wake = self._wake
         if not wake.is_set():  # type: ignore[union-attr]
@@ -84,9 +87,8 @@ class LineHandler(logging.StreamHandler):
 
     def _start_writer(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # one writer, if two threads come first
-            if self._writer_pid == os.getpid():
+            if self._wake is not None:
                 return
-            self._writer_pid = os.getpid()
             self._wake = threading.Event()
             self.writer = threading.Thread(
                 target=self._write_forever, name="access-log", daemon=True
