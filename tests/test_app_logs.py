@@ -198,7 +198,6 @@ def test_the_access_line_written_directly_is_the_records_line(own_handler, monke
         logs.log_access(*ACCESS_ARGS)
     finally:
         ACCESS.filters.clear()
-    handler.flush()  # the lines are written by the handler's own thread (app/line_writer.py)
     direct, through_a_record = out.getvalue().splitlines()
     assert direct == through_a_record
     assert "\\x1B" in direct
@@ -216,7 +215,6 @@ def test_no_record_is_made_for_the_access_log_as_configured(own_handler, monkeyp
 
     monkeypatch.setattr(logs, "AccessRecord", no_record)
     logs.log_access(*ACCESS_ARGS)
-    handler.flush()
     assert "rid-1" in out.getvalue()
 
 
@@ -235,7 +233,6 @@ def test_a_failed_write_is_reported_with_its_record_as_logging_reports_it(own_ha
     handler.handleError = reported.append
     try:
         logs.log_access(*ACCESS_ARGS)
-        handler.flush()
     finally:
         del handler.handleError
     (record,) = reported
@@ -255,6 +252,5 @@ def test_a_forkers_handler_or_filter_on_app_access_gets_records(own_handler, mon
         logs.log_access(*ACCESS_ARGS)
     finally:
         ACCESS.removeHandler(extra)
-    handler.flush()
     assert [r.path for r in got] == ["/a\x1bb"]
     assert "rid-1" in out.getvalue()  # and the own handler still writes its line
