@@ -21,9 +21,10 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from app.line_handler import LineHandler
 
 ACCESS_NAME = "app.access"
 ACCESS = logging.getLogger(ACCESS_NAME)
@@ -124,32 +125,6 @@ class TextFormatter(logging.Formatter):
 
 def _msecs(created: float) -> float:
     return int((created - int(created)) * 1000) + 0.0  # as logging.LogRecord counts them
-
-
-class LineHandler(logging.StreamHandler):
-    """A StreamHandler whose flush after each line takes no lock of its own: ``handle()``
-    holds the handler's lock already while it writes."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.stream.write(self.format(record) + self.terminator)
-            self.stream.flush()
-        except RecursionError:
-            raise
-        except Exception:  # noqa: BLE001 - as logging.StreamHandler: report it, carry on
-            self.handleError(record)
-
-    def write_line(self, line: str, record: Callable[[], logging.LogRecord]) -> None:
-        """Write a line formatted already, as ``handle`` writes a record's (``record``
-        makes the record only if the write fails and ``handleError`` reports it)."""
-        with self.lock:  # type: ignore[union-attr]
-            try:
-                self.stream.write(line + self.terminator)
-                self.stream.flush()
-            except RecursionError:
-                raise
-            except Exception:  # noqa: BLE001 - as emit
-                self.handleError(record())
 
 
 def make_formatter(fmt: str) -> logging.Formatter:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -254,3 +256,128 @@ def test_a_forkers_handler_or_filter_on_app_access_gets_records(own_handler, mon
         ACCESS.removeHandler(extra)
     assert [r.path for r in got] == ["/a\x1bb"]
     assert "rid-1" in out.getvalue()  # and the own handler still writes its line
+
+
+@pytest.fixture
+def pipe_handler(own_handler) -> Iterator[tuple[logging.Handler, Callable[[], str]]]:
+    """The access log's own handler writing to a pipe, as stdout is under a container
+    or a process manager; the second item closes the pipe and returns what it carried."""
+    handler, _ = own_handler
+    read_end, write_end = os.pipe()
+    stream = open(write_end, "w", encoding="utf-8")  # noqa: SIM115 - closed by carried()
+    handler.setStream(stream)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(os.fdopen(read_end, "rb").read()))
+    reader.start()
+
+    def carried() -> str:
+        stream.close()
+        reader.join(10)
+        return b"".join(got).decode("utf-8")
+
+    yield handler, carried
+    if not stream.closed:
+        carried()
+    handler.stream = io.StringIO()  # own_handler flushes it before it puts its own back
+
+
+def test_a_line_to_a_file_is_one_write_of_its_descriptor_with_no_lock(pipe_handler, monkeypatch):
+    """A lock held across a write that lets go of the GIL queues threads (app/logs.py):
+    the line is one os.write, no lock is taken, and text the stream held comes first."""
+    from app import logs
+
+    handler, carried = pipe_handler
+    alone(handler, monkeypatch)
+    handler.stream.write("written earlier\n")  # still in the stream's buffer
+    writes = []
+    real_write = os.write
+    monkeypatch.setattr(
+        logs.os, "write", lambda fd, data: writes.append(data) or real_write(fd, data)
+    )
+
+    class NoLock:
+        def __enter__(self):
+            raise AssertionError("the lock was taken")
+
+    lock, handler.lock = handler.lock, NoLock()
+    try:
+        logs.log_access("GET", "/caf\u00e9", "", 200, 1.0, "rid-1", "127.0.0.1")
+    finally:
+        handler.lock = lock
+    earlier, line = carried().splitlines()
+    assert earlier == "written earlier"
+    shown = json.loads(line)["path"] if line.startswith("{") else line
+    assert "/caf\u00e9" in shown and "rid-1" in line  # encoded as the stream encodes
+    assert len(writes) == 1
+
+
+def test_lines_written_at_once_by_many_threads_arrive_whole(pipe_handler, monkeypatch):
+    from app import logs
+
+    handler, carried = pipe_handler
+    alone(handler, monkeypatch)
+    threads, each = 8, 200
+
+    def write(t: int) -> None:
+        for i in range(each):
+            logs.log_access("GET", "/" + "x" * 200, "", 200, 1.0, f"t{t}-{i}", "127.0.0.1")
+
+    workers = [threading.Thread(target=write, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    lines = carried().splitlines()
+    assert len(lines) == threads * each
+    assert all(("/" + "x" * 200) in line for line in lines)  # none cut or run into another
+    ids = {
+        (json.loads(x)["request_id"] if x.startswith("{") else x.rsplit("id=", 1)[1].split()[0])
+        for x in lines
+    }
+    assert len(ids) == threads * each
+
+
+def test_a_failed_write_to_a_descriptor_is_reported_with_its_record(pipe_handler, monkeypatch):
+    from app import logs
+
+    handler, carried = pipe_handler
+    alone(handler, monkeypatch)
+    reported = []
+    monkeypatch.setattr(handler, "handleError", reported.append)
+    monkeypatch.setattr(logs.os, "write", lambda fd, data: (_ for _ in ()).throw(BrokenPipeError()))
+    logs.log_access(*ACCESS_ARGS)
+    (record,) = reported
+    assert record.request_id == "rid-1"
+    assert carried() == ""
+
+
+def test_a_line_longer_than_a_pipe_writes_whole_is_written_under_the_lock(
+    pipe_handler, monkeypatch
+):
+    from app import line_handler, logs
+
+    handler, carried = pipe_handler
+    alone(handler, monkeypatch)
+    taken = []
+
+    class CountedLock:
+        def __init__(self, lock):
+            self.lock = lock
+
+        def __enter__(self):
+            taken.append(1)
+            return self.lock.__enter__()
+
+        def __exit__(self, *exc):
+            return self.lock.__exit__(*exc)
+
+    path = "/" + "y" * line_handler.WHOLE
+    lock, handler.lock = handler.lock, CountedLock(handler.lock)
+    try:
+        logs.log_access("GET", path, "", 200, 1.0, "rid-long", "127.0.0.1")
+        logs.log_access("GET", "/short", "", 200, 1.0, "rid-short", "127.0.0.1")
+    finally:
+        handler.lock = lock
+    long_line, short_line = carried().splitlines()
+    assert path in long_line and "rid-short" in short_line
+    assert taken == [1]  # for the long line only

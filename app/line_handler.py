@@ -1,0 +1,71 @@
+"""The access log's handler: a line is one write to stdout's descriptor, with no lock.
+
+A lock held across a write, which lets go of the GIL, makes threads queue for the
+lock and for the GIL in turn: under waitress's four threads the access line's write
+cost about 2 ms of CPU a request that way (docs/performance.md). A line of up to
+PIPE_BUF bytes written with one write() arrives whole even on a pipe other threads
+and processes write to (pipe(7)); a longer one is written under the lock, as before.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import select
+from collections.abc import Callable
+from typing import Any
+
+WHOLE = getattr(select, "PIPE_BUF", 512)  # 4096 on Linux; 512 is what POSIX promises
+
+
+class LineHandler(logging.StreamHandler):
+    """The StreamHandler that ``configure_logging`` gives the access log."""
+
+    _fd_of: tuple[Any, int | None] = (None, None)  # (stream, its file descriptor or None)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # handle() holds the handler's lock already: no flush() that takes it again.
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            self.stream.flush()
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - as logging.StreamHandler: report it, carry on
+            self.handleError(record)
+
+    def write_line(self, line: str, record: Callable[[], logging.LogRecord]) -> None:
+        """Write a line formatted already, as ``handle`` writes a record's (``record``
+        makes the record only if the write fails and ``handleError`` reports it)."""
+        stream, fd = self._fd_of
+        if stream is not self.stream:
+            stream, fd = self._fd_of = (self.stream, _file_descriptor(self.stream))
+        try:
+            if fd is not None:
+                data = (line + self.terminator).encode(stream.encoding, stream.errors)
+                if len(data) <= WHOLE:
+                    while data:  # one write, unless a signal cuts it short
+                        data = data[os.write(fd, data) :]
+                    return
+            with self.lock:  # type: ignore[union-attr]
+                stream.write(line + self.terminator)
+                stream.flush()
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - as emit
+            self.handleError(record())
+
+
+def _file_descriptor(stream: Any) -> int | None:
+    """The descriptor under a text stream of a file or pipe (stdout), after what the
+    stream held is written out; None for a terminal (Windows' console takes text its
+    own way) and for any other stream (a test's StringIO)."""
+    if not isinstance(stream, io.TextIOWrapper):
+        return None
+    try:
+        if stream.isatty():
+            return None
+        stream.flush()  # what was written through the stream comes first
+        return stream.fileno()
+    except (OSError, ValueError):
+        return None
