@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from app import create_app, lifecycle
@@ -141,6 +143,30 @@ def test_well_formed_request_id_is_echoed(client, incoming):
 def test_malformed_request_id_is_replaced(client, incoming):
     rid = client.get("/healthz", headers={"X-Request-ID": incoming}).headers["X-Request-ID"]
     assert rid != incoming and 8 <= len(rid) <= 128 and rid.isalnum()
+
+
+def test_new_request_ids_are_32_hex_digits_and_not_repeated():
+    from app.security import request_id_for
+
+    ids = {request_id_for({}) for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(rid) == 32 and int(rid, 16) >= 0 for rid in ids)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: gunicorn's and granian's workers")
+def test_a_forked_worker_does_not_repeat_its_parents_request_ids():
+    from app.security import request_id_for
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: its next id, then out at once
+        os.write(write_end, request_id_for({}).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as worker:
+        workers_id = worker.read().decode()
+    os.waitpid(pid, 0)
+    assert len(workers_id) == 32 and workers_id != request_id_for({})
 
 
 def test_forwarded_headers_ignored_unless_trusted():
