@@ -75,18 +75,61 @@ def _busy(channel: Any) -> bool:
     )
 
 
+class QueueWarning:
+    """waitress's "Task queue depth is N", said at most once every ``every`` seconds.
+
+    waitress warns each time a request has to wait for a free thread: under load that
+    is nearly every request, each a line written to stderr while waitress holds the
+    lock its threads take their next request from. The first is said at once, then
+    one a period, with the deepest queue and how many requests waited.
+    """
+
+    def __init__(self, logger: Any, threads: int, every: float = 10.0, clock=time.monotonic):
+        self.logger, self.threads, self.every, self.clock = logger, threads, every, clock
+        self.next_at = -float("inf")
+        self.waited = self.deepest = 0
+
+    def warning(self, message: str, depth: int) -> None:
+        # waitress calls it with its task lock held: one caller at a time.
+        self.waited += 1
+        self.deepest = max(self.deepest, depth)
+        now = self.clock()
+        if now < self.next_at:
+            return
+        self.logger.warning(
+            "Task queue depth is %d: %d request(s) waited for one of the %d threads "
+            "(WEB_THREADS) since this was last said; said at most every %gs",
+            self.deepest,
+            self.waited,
+            self.threads,
+            self.every,
+        )
+        self.next_at = now + self.every
+        self.waited = self.deepest = 0
+
+
+def make_server(
+    settings: Settings, app: Callable, create_server: Callable[..., Any] | None = None
+) -> Any:
+    """waitress's server as we run it: our channel, and its queue warning said seldom."""
+    if create_server is None:
+        from waitress.server import create_server
+    server = create_server(waitress_parser.honour_connection_close(app), **options(settings))
+    server.channel_class = waitress_parser.channel_class()
+    dispatcher = server.task_dispatcher
+    dispatcher.queue_logger = QueueWarning(dispatcher.queue_logger, settings.threads)
+    return server
+
+
 def serve(
     settings: Settings,
     *,
     app: Callable | None = None,
     create_server: Callable[..., Any] | None = None,
 ) -> None:
-    if create_server is None:
-        from waitress.server import create_server
-    app = waitress_parser.honour_connection_close(app or create_app(settings))
+    app = app or create_app(settings)
     ensure_open_files(settings.worker_connections)
-    server = create_server(app, **options(settings))
-    server.channel_class = waitress_parser.channel_class()
+    server = make_server(settings, app, create_server)
     stop_at: list[float] = []
 
     def on_sigterm(signum: int, frame: Any) -> None:
