@@ -1,10 +1,11 @@
 """The access log's handler: a line is one write to stdout's descriptor, with no lock.
 
 A lock held across a write, which lets go of the GIL, makes threads queue for the
-lock and for the GIL in turn: under waitress's four threads the access line's write
-cost about 2 ms of CPU a request that way (docs/performance.md). A line of up to
-PIPE_BUF bytes written with one write() arrives whole even on a pipe other threads
-and processes write to (pipe(7)); a longer one is written under the lock, as before.
+lock and for the GIL in turn (under waitress's threads: docs/performance.md). pipe(7)
+promises that a write of up to PIPE_BUF bytes to a pipe arrives whole, whatever
+other threads and processes write to it. A longer line is written through the
+stream under the lock, as is every line where bytes cannot go straight to the
+descriptor (``_file_descriptor`` says where).
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ class LineHandler(logging.StreamHandler):
         makes the record only if the write fails and ``handleError`` reports it)."""
         stream, fd = self._fd_of
         if stream is not self.stream:
-            stream, fd = self._fd_of = (self.stream, _file_descriptor(self.stream))
+            with self.lock:  # type: ignore[union-attr]
+                stream, fd = self._fd_of = (self.stream, _file_descriptor(self.stream))
         try:
-            if fd is not None:
+            if fd is not None and not stream.closed:  # closed: its number may be reused
                 data = (line + self.terminator).encode(stream.encoding, stream.errors)
                 if len(data) <= WHOLE:
-                    while data:  # one write, unless a signal cuts it short
+                    while data:  # a file or a socket may take only part of it
                         data = data[os.write(fd, data) :]
                     return
             with self.lock:  # type: ignore[union-attr]
@@ -58,14 +60,16 @@ class LineHandler(logging.StreamHandler):
 
 def _file_descriptor(stream: Any) -> int | None:
     """The descriptor under a text stream of a file or pipe (stdout), after what the
-    stream held is written out; None for a terminal (Windows' console takes text its
-    own way) and for any other stream (a test's StringIO)."""
-    if not isinstance(stream, io.TextIOWrapper):
+    stream held is written out; None where writing bytes to it would change the line:
+    not POSIX (Windows' stdout writes each newline as CRLF), a terminal, an encoding
+    that adds to each piece it encodes (a byte-order mark), or any other stream (a
+    test's StringIO)."""
+    if os.name != "posix" or not isinstance(stream, io.TextIOWrapper):
         return None
     try:
-        if stream.isatty():
+        if stream.isatty() or "\n".encode(stream.encoding) != b"\n":
             return None
         stream.flush()  # what was written through the stream comes first
         return stream.fileno()
-    except (OSError, ValueError):
+    except (OSError, ValueError, LookupError):
         return None

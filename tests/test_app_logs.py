@@ -6,6 +6,7 @@ What real servers write to stdout and stderr is in tests/test_logs_live.py.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -267,7 +268,12 @@ def pipe_handler(own_handler) -> Iterator[tuple[logging.Handler, Callable[[], st
     stream = open(write_end, "w", encoding="utf-8")  # noqa: SIM115 - closed by carried()
     handler.setStream(stream)
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(os.fdopen(read_end, "rb").read()))
+
+    def read() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            got.append(pipe.read())
+
+    reader = threading.Thread(target=read)
     reader.start()
 
     def carried() -> str:
@@ -281,10 +287,34 @@ def pipe_handler(own_handler) -> Iterator[tuple[logging.Handler, Callable[[], st
     handler.stream = io.StringIO()  # own_handler flushes it before it puts its own back
 
 
-def test_a_line_to_a_file_is_one_write_of_its_descriptor_with_no_lock(pipe_handler, monkeypatch):
-    """A lock held across a write that lets go of the GIL queues threads (app/logs.py):
-    the line is one os.write, no lock is taken, and text the stream held comes first."""
-    from app import logs
+@contextlib.contextmanager
+def counted_lock(handler: logging.Handler) -> Iterator[list[int]]:
+    """The handler's lock, each time it is taken counted in the list yielded."""
+    taken: list[int] = []
+
+    class Counted:
+        def __init__(self, lock):
+            self.lock = lock
+
+        def __enter__(self):
+            taken.append(1)
+            return self.lock.__enter__()
+
+        def __exit__(self, *exc):
+            return self.lock.__exit__(*exc)
+
+    lock, handler.lock = handler.lock, Counted(handler.lock)
+    try:
+        yield taken
+    finally:
+        handler.lock = lock
+
+
+def test_a_line_to_a_pipe_is_one_write_of_its_descriptor_with_no_lock(pipe_handler, monkeypatch):
+    """A lock held across a write that lets go of the GIL queues threads
+    (app/line_handler.py): each line is one os.write with no lock, once the handler
+    has met the stream (under its lock), and text the stream held comes first."""
+    from app import line_handler, logs
 
     handler, carried = pipe_handler
     alone(handler, monkeypatch)
@@ -292,23 +322,18 @@ def test_a_line_to_a_file_is_one_write_of_its_descriptor_with_no_lock(pipe_handl
     writes = []
     real_write = os.write
     monkeypatch.setattr(
-        logs.os, "write", lambda fd, data: writes.append(data) or real_write(fd, data)
+        line_handler.os, "write", lambda fd, data: writes.append(data) or real_write(fd, data)
     )
-
-    class NoLock:
-        def __enter__(self):
-            raise AssertionError("the lock was taken")
-
-    lock, handler.lock = handler.lock, NoLock()
-    try:
+    with counted_lock(handler) as taken:
         logs.log_access("GET", "/caf\u00e9", "", 200, 1.0, "rid-1", "127.0.0.1")
-    finally:
-        handler.lock = lock
-    earlier, line = carried().splitlines()
+        assert taken == [1]  # meeting the stream
+        logs.log_access("GET", "/next", "", 200, 1.0, "rid-2", "127.0.0.1")
+        assert taken == [1]
+    earlier, line, _ = carried().splitlines()
     assert earlier == "written earlier"
     shown = json.loads(line)["path"] if line.startswith("{") else line
     assert "/caf\u00e9" in shown and "rid-1" in line  # encoded as the stream encodes
-    assert len(writes) == 1
+    assert len(writes) == 2
 
 
 def test_lines_written_at_once_by_many_threads_arrive_whole(pipe_handler, monkeypatch):
@@ -338,13 +363,17 @@ def test_lines_written_at_once_by_many_threads_arrive_whole(pipe_handler, monkey
 
 
 def test_a_failed_write_to_a_descriptor_is_reported_with_its_record(pipe_handler, monkeypatch):
-    from app import logs
+    from app import line_handler, logs
 
     handler, carried = pipe_handler
     alone(handler, monkeypatch)
     reported = []
     monkeypatch.setattr(handler, "handleError", reported.append)
-    monkeypatch.setattr(logs.os, "write", lambda fd, data: (_ for _ in ()).throw(BrokenPipeError()))
+
+    def broken(fd: int, data: bytes) -> int:
+        raise BrokenPipeError
+
+    monkeypatch.setattr(line_handler.os, "write", broken)
     logs.log_access(*ACCESS_ARGS)
     (record,) = reported
     assert record.request_id == "rid-1"
@@ -358,26 +387,27 @@ def test_a_line_longer_than_a_pipe_writes_whole_is_written_under_the_lock(
 
     handler, carried = pipe_handler
     alone(handler, monkeypatch)
-    taken = []
-
-    class CountedLock:
-        def __init__(self, lock):
-            self.lock = lock
-
-        def __enter__(self):
-            taken.append(1)
-            return self.lock.__enter__()
-
-        def __exit__(self, *exc):
-            return self.lock.__exit__(*exc)
-
+    logs.log_access("GET", "/first", "", 200, 1.0, "rid-first", "127.0.0.1")  # meets the stream
     path = "/" + "y" * line_handler.WHOLE
-    lock, handler.lock = handler.lock, CountedLock(handler.lock)
-    try:
+    with counted_lock(handler) as taken:
         logs.log_access("GET", path, "", 200, 1.0, "rid-long", "127.0.0.1")
         logs.log_access("GET", "/short", "", 200, 1.0, "rid-short", "127.0.0.1")
-    finally:
-        handler.lock = lock
-    long_line, short_line = carried().splitlines()
+    _, long_line, short_line = carried().splitlines()
     assert path in long_line and "rid-short" in short_line
     assert taken == [1]  # for the long line only
+
+
+def test_a_closed_stream_is_not_written_through_its_old_descriptor(pipe_handler, monkeypatch):
+    """Once closed, a stream's descriptor number may belong to another file: the write
+    fails through the stream, as it did before, and is reported."""
+    from app import line_handler, logs
+
+    handler, carried = pipe_handler
+    alone(handler, monkeypatch)
+    logs.log_access(*ACCESS_ARGS)  # the handler meets the stream and keeps its descriptor
+    carried()
+    monkeypatch.setattr(line_handler.os, "write", lambda fd, data: pytest.fail("written"))
+    reported = []
+    monkeypatch.setattr(handler, "handleError", reported.append)
+    logs.log_access(*ACCESS_ARGS)
+    assert len(reported) == 1
