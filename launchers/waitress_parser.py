@@ -10,9 +10,7 @@ and an uncaught ValueError, with no answer at all, for a target such as
 never answers it. ``StrictParser`` checks the raw head and the chunked framing before
 waitress acts on them, and answers what it refuses with a 4xx. And it answers 500 to
 an app's ``Connection: close``, which ours sends when a body was left unread:
-``honour_connection_close`` closes the connection instead. And while a request's
-thread holds the output lock to send, the channel waits for it, where waitress's
-loop polled again at once and spun.
+``honour_connection_close`` closes the connection instead.
 
 Built on first use (``channel_class()``): waitress is imported only when it serves.
 """
@@ -22,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -34,10 +33,6 @@ _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 # Where a request's environ keeps the function that makes waitress close after the response.
 CLOSE_AFTER_RESPONSE = "launchers.waitress.close_after_response"
-# How long the event loop waits for a request's thread to finish sending before it
-# goes on with other connections: the sends under the lock do not block (the
-# socket is non-blocking), so this is only ever reached if the thread cannot run.
-SEND_WAIT = 0.01
 
 
 def channel_class() -> type:
@@ -55,16 +50,22 @@ def channel_class() -> type:
         parser_class = strict_parser_class()
         error_task_class = json_error_task_class()
         task_class = ClosableTask
-        send_wait = SEND_WAIT
+        # At most one switch interval: the time a thread that wants the GIL back waits
+        # before the interpreter makes its holder let go.
+        send_wait = sys.getswitchinterval()
 
         def _flush_some_if_lockable(self, do_close: bool = True) -> None:
             # While a request's thread holds the output lock to send, waitress's loop
             # gave up on the lock and polled again at once, the socket still writable:
             # it spun, holding the GIL the sending thread needed to finish. Waiting
-            # for the lock a moment lets it (docs/performance.md).
-            if self.outbuf_lock.acquire(timeout=self.send_wait):
+            # for the lock a moment lets it (docs/performance.md); past that, the loop
+            # goes on with its other connections.
+            if not self.outbuf_lock.acquire(timeout=self.send_wait):
+                return
+            try:  # waitress's own flush, with the lock held already (it is an RLock)
+                super()._flush_some_if_lockable(do_close)
+            finally:
                 self.outbuf_lock.release()
-            super()._flush_some_if_lockable(do_close)
 
     return StrictChannel
 

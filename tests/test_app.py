@@ -159,9 +159,11 @@ def test_a_forked_worker_does_not_repeat_its_parents_request_ids():
 
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the worker: its next id, then out at once
-        os.write(write_end, request_id_for({}).encode())
-        os._exit(0)
+    if pid == 0:  # the worker: its next id, then out at once, whatever happens
+        try:
+            os.write(write_end, request_id_for({}).encode())
+        finally:
+            os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as worker:
         workers_id = worker.read().decode()

@@ -54,16 +54,19 @@ def test_the_server_has_our_channel_and_queue_warning():
         assert isinstance(queue, waitress.QueueWarning)
         assert queue.logger is logging.getLogger("waitress.queue")
         assert queue.threads == settings.threads
-    finally:
-        server.close()
+    finally:  # as launchers/waitress.py stops it: its threads, its sockets and trigger
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        server.asyncore.close_all(server._map)
 
 
 class ObservedLock:
-    """A lock that says when a thread starts waiting for it while another holds it."""
+    """A reentrant lock, as waitress's, that says when a thread starts waiting for it
+    while another holds it."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.holder: int | None = None
+        self.depth = 0
         self.waited = threading.Event()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
@@ -72,11 +75,17 @@ class ObservedLock:
         got = self.lock.acquire(blocking, timeout)
         if got:
             self.holder = threading.get_ident()
+            self.depth += 1
         return got
 
     def release(self) -> None:
-        self.holder = None
+        self.depth -= 1
+        if not self.depth:
+            self.holder = None
         self.lock.release()
+
+    def _is_owned(self) -> bool:  # what threading.Condition asks before notify()
+        return self.holder == threading.get_ident()
 
     __enter__ = acquire
 
@@ -101,13 +110,30 @@ def channel():
     ours, client = socket.socketpair()
     client.settimeout(10)
     channel = waitress_parser.channel_class()(Server(), ours, ("127.0.0.1", 1), Adjustments(), {})
-    channel.send_wait = 30.0  # far more than the test needs: it never waits on time
     try:
         yield channel, client
     finally:
         channel.del_channel()
         ours.close()
         client.close()
+
+
+def holding_the_output_lock(channel, release: threading.Event) -> threading.Thread:
+    """A request's thread with data left to send, holding the channel's output lock
+    until ``release`` is set (or 10 s pass)."""
+    holding = threading.Event()
+
+    def request_thread() -> None:
+        with channel.outbuf_lock:
+            channel.outbufs[-1].append(b"left to send")
+            channel.total_outbufs_len += len(b"left to send")
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=request_thread)
+    thread.start()
+    assert holding.wait(10)
+    return thread
 
 
 def test_the_loop_waits_for_a_sending_thread_then_sends_what_it_left(channel):
@@ -117,19 +143,24 @@ def test_the_loop_waits_for_a_sending_thread_then_sends_what_it_left(channel):
     lock = ObservedLock()
     channel.outbuf_lock = threading.Condition(lock)
     channel.requests = ["a request in flight"]
-    holding = threading.Event()
-
-    def request_thread() -> None:
-        with channel.outbuf_lock:
-            channel.outbufs[-1].append(b"left to send")
-            channel.total_outbufs_len += len(b"left to send")
-            holding.set()
-            assert lock.waited.wait(10)  # the loop is waiting for the lock now
-
-    thread = threading.Thread(target=request_thread)
-    thread.start()
-    assert holding.wait(10)
+    channel.send_wait = 30.0  # far more than the test needs: it never waits on time
+    thread = holding_the_output_lock(channel, release=lock.waited)  # lets go once waited for
     channel._flush_some_if_lockable()
     thread.join(10)
     assert channel.total_outbufs_len == 0
     assert client.recv(100) == b"left to send"
+
+
+def test_the_loop_stops_waiting_for_a_thread_that_keeps_the_lock(channel):
+    """Past ``send_wait`` the loop goes on with its other connections, sending nothing."""
+    channel, client = channel
+    channel.requests = ["a request in flight"]
+    channel.send_wait = 0.01
+    release = threading.Event()
+    thread = holding_the_output_lock(channel, release)
+    try:
+        channel._flush_some_if_lockable()
+        assert channel.total_outbufs_len == len(b"left to send")  # nothing was sent
+    finally:
+        release.set()
+        thread.join(10)
