@@ -13,6 +13,8 @@ ALLOW_DEV_SERVER it may face the internet, and on its own it:
 - died without an answer on a target ``urllib`` cannot split (``http://[::1``);
 - answered ``HTTP/2.0`` with a bare 505 body (no status line, no headers) and a
   request line without a version as HTTP/0.9, a body with no status line.
+- after its response, kept the connection (and its thread) open for as long as a
+  client that had sent more, such as a second request, waited for an answer.
 
 Here the request line and head are checked first (the same rules as waitress
 under our parser, and gunicorn), refusals are whole HTTP/1.1 responses logged as
@@ -88,6 +90,20 @@ class ChunkedBody(io.RawIOBase):
             raise OSError(refused.reason)
 
 
+class WhatHasArrived:
+    """A buffered reader whose ``read`` returns what has arrived, waiting only if
+    nothing has (``read1``); everything else is the reader's."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+
+    def read(self, size: int = -1) -> bytes:
+        return self._reader.read1(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+
 class StrictRequestHandler(WSGIRequestHandler):
     """Werkzeug's handler: strict about the head and the chunked body; no access log
     of its own (the app writes one line per request)."""
@@ -148,6 +164,12 @@ class StrictRequestHandler(WSGIRequestHandler):
         environ = super().make_environ()
         if isinstance(environ["wsgi.input"], DechunkedInput):
             environ["wsgi.input"] = ChunkedBody(self.rfile)
+        # The body is read through wsgi.input, which holds the reader. What Werkzeug
+        # reads through self.rfile after this is what the client sent past its request,
+        # read once the response is out (so that the client sees it, not a reset) with
+        # a read(10 MB) that waited for the client to hang up: one that had sent a
+        # second request and waited for its answer held the thread and the connection.
+        self.rfile = WhatHasArrived(self.rfile)
         return environ
 
     def log_error(self, format: str, *args: Any) -> None:

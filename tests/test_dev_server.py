@@ -173,3 +173,45 @@ def test_the_development_server_as_root_on_every_interface_warns_in_one_line(mon
             (line,) = lines
             assert "\n" not in line and f"AS ROOT ON {host}:5000" in line, line
     assert len(served) == 2
+
+
+def test_a_client_that_sends_more_and_waits_still_has_its_connection_closed():
+    """After the response Werkzeug reads what the client sent past its request; that read
+    waited for the client to hang up, so a client that pipelined a second request and
+    waited for its answer kept the thread and the connection. Here the extra bytes are
+    in the socket, not the reader's buffer, when the response goes out, as they are when
+    they arrive a moment after the request."""
+    import select
+    import socket
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from launchers.dev_handler import StrictRequestHandler
+
+    running, sent = threading.Event(), threading.Event()
+
+    def app(environ, start_response):
+        running.set()  # the request was read: what the client sends now stays in the socket
+        assert sent.wait(5)
+        select.select([environ["werkzeug.socket"]], [], [], 5)  # the extra bytes are in
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=StrictRequestHandler)
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    serving.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:
+            client.sendall(b"GET / HTTP/1.1\r\n" + HOST + b"\r\n")
+            assert running.wait(5)
+            client.sendall(b"GET /next HTTP/1.1\r\n" + HOST + b"\r\n")
+            sent.set()
+            received = b""
+            while chunk := client.recv(65536):  # TimeoutError after 5 s: left open
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200") and received.endswith(b"ok")
+    finally:
+        server.shutdown()
+        serving.join(5)
+        server.server_close()
