@@ -17,7 +17,8 @@ import select
 from collections.abc import Callable
 from typing import Any
 
-WHOLE = getattr(select, "PIPE_BUF", 512)  # 4096 on Linux; 512 is what POSIX promises
+# 4096 on Linux. Windows has none, and its lines never take the descriptor path.
+WHOLE = getattr(select, "PIPE_BUF", 512)
 
 
 class LineHandler(logging.StreamHandler):
