@@ -33,6 +33,8 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 _HEADER_LIST = list(HEADERS.items())
 _HSTS_HEADER = ("Strict-Transport-Security", HSTS)
+# The headers the app adds as they are to a response (X-Request-ID differs each time).
+CONSTANT_HEADERS = (*_HEADER_LIST, _HSTS_HEADER)
 _OURS = frozenset(name.lower() for name in (*HEADERS, _HSTS_HEADER[0], "X-Request-ID"))
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from app import limits as request_limits
 from launchers import checks, limits, listener, metrics
 from launchers.gevent_start import patch_with_entry_points_read_once
+from launchers.gunicorn_headers import patch_response_headers
 from settings import Settings
 
 # gunicorn, gevent and the app are imported inside the hooks that run in a worker: this
@@ -207,8 +208,8 @@ def post_request(worker: Any, req: Any) -> None:
 
 def post_worker_init(worker: Any) -> None:
     """In each worker: /readyz answers 503 once it is told to stop; 400 for an unknown
-    Transfer-Encoding; the app's ``Connection: close`` obeyed; room for
-    WORKER_CONNECTIONS open files."""
+    Transfer-Encoding; the app's headers as launchers/gunicorn_headers.py says; room
+    for WORKER_CONNECTIONS open files."""
     from app import lifecycle
 
     previous = signal.getsignal(signal.SIGTERM)
@@ -224,7 +225,7 @@ def post_worker_init(worker: Any) -> None:
     # SIGINT itself exits twice, and gevent prints a SystemExit traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _unknown_transfer_coding_is_400(worker)
-    _connection_close_from_the_app_closes()
+    patch_response_headers()
     limits.ensure_open_files(worker.cfg.worker_connections)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held since post_fork
 
@@ -245,25 +246,6 @@ def _unknown_transfer_coding_is_400(worker: Any) -> None:
         handle_error(req, client, addr, exc)
 
     worker.handle_error = handle
-
-
-def _connection_close_from_the_app_closes() -> None:
-    """gunicorn drops an app's ``Connection: close`` (a hop-by-hop header) and keeps the
-    connection: after a response to a request whose body the app did not read (a 413
-    for a huge Content-Length), it then waited for that body, taking the next pipelined
-    request as part of it. The app says close when it left a body unread: close.
-    """
-    from gunicorn.http.wsgi import Response
-
-    process_headers = Response.process_headers  # each worker patches its own copy, once
-
-    def process(self: Any, headers: list[tuple[str, str]]) -> None:
-        for name, value in headers:
-            if name.lower() == "connection" and value.strip().lower() == "close":
-                self.force_close()
-        process_headers(self, headers)
-
-    Response.process_headers = process
 
 
 def worker_abort(worker: Any) -> None:

@@ -1,0 +1,60 @@
+"""What a gunicorn worker does with the app's response headers, on top of gunicorn's own.
+
+``patch_response_headers()`` is called once in each worker, after the app is loaded:
+
+- The app's ``Connection: close`` closes the connection. gunicorn drops it (a
+  hop-by-hop header) and keeps the connection: after a response to a request whose
+  body the app did not read (a 413 for a huge Content-Length), it then waited for
+  that body, taking the next pipelined request as part of it.
+- The security headers the app adds unchanged to every response
+  (``app.security.CONSTANT_HEADERS``) go through gunicorn's check once, when the
+  worker starts, rather than with every response. gunicorn matches each header's
+  name and value against HTTP's grammar in Python; for these five, on a request
+  for /healthz, that was about a twentieth of what the worker did
+  (docs/performance.md). Every other header, a view's own value for one of these
+  names included, is still checked each time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import SimpleNamespace
+from typing import Any
+
+Header = tuple[str, str]
+
+
+def patch_response_headers() -> None:
+    from gunicorn.http.wsgi import Response
+
+    from app.security import CONSTANT_HEADERS
+
+    process_headers = Response.process_headers  # each worker patches its own copy, once
+    checked = kept_as_they_are(process_headers, CONSTANT_HEADERS)
+
+    def process(self: Any, headers: Iterable[Header]) -> None:
+        for header in headers:
+            if type(header) is tuple and header in checked:
+                self.headers.append(header)
+                continue
+            process_headers(self, (header,))  # gunicorn's check: raises on a bad one
+            name, value = header
+            if name.lower() == "connection" and value.strip().lower() == "close":
+                self.force_close()
+
+    Response.process_headers = process
+
+
+def kept_as_they_are(process_headers: Callable, headers: Iterable[Header]) -> frozenset[Header]:
+    """Those of ``headers`` that gunicorn's ``process_headers`` passes unchanged: valid,
+    not hop-by-hop, no Content-Length. Any other is left to be checked each time."""
+    kept = set()
+    for header in headers:
+        response = SimpleNamespace(headers=[], response_length=None, upgrade=False)
+        try:
+            process_headers(response, [header])
+        except Exception:  # noqa: BLE001, S112 - gunicorn raises it again for each response
+            continue
+        if response.headers == [header] and response.response_length is None:
+            kept.add(header)
+    return frozenset(kept)
