@@ -63,12 +63,8 @@ class RequestLayer:
                 return start_response(code, headers, sys.exc_info())
 
         key = id(environ)
-        IN_FLIGHT[key] = (
-            environ.get("REQUEST_METHOD", ""),
-            environ.get("PATH_INFO", ""),
-            rid,
-            started,
-        )
+        method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        IN_FLIGHT[key] = (method, path, rid, started)
         query = environ.get("QUERY_STRING", "")
         metrics = self.metrics
         if metrics is not None:
@@ -85,15 +81,14 @@ class RequestLayer:
             if metrics is not None:
                 metrics.finished(environ, status[0], time.perf_counter() - started)
             if access_enabled(logging.INFO):  # above info, no line is built
-                path = environ.get("PATH_INFO", "")
                 if not path.isascii():  # as werkzeug decodes it for request.path
                     path = path.encode("latin-1", "replace").decode("utf-8", "replace")
                 log_access(
-                    environ.get("REQUEST_METHOD", ""),
+                    method,
                     "/" + path.lstrip("/"),
                     query,
                     status[0],
-                    round((time.perf_counter() - started) * 1000, 2),
+                    (time.perf_counter() - started) * 1000,
                     rid,
                     environ.get("REMOTE_ADDR"),
                 )

@@ -65,16 +65,23 @@ def request_id() -> str:
 def add_security_headers(headers: list[tuple[str, str]], https: bool, rid: str) -> None:
     """Our headers, in place: one a view set itself is kept, but X-Request-ID is always
     this request's. HSTS only over HTTPS."""
-    if any(name.lower() in _OURS for name, _ in headers):
-        headers[:] = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
-        present = {name.lower() for name, _ in headers}
-        ours = [h for h in (*_HEADER_LIST, _HSTS_HEADER) if h[0].lower() not in present]
-        headers.extend(h for h in ours if https or h is not _HSTS_HEADER)
+    for name, _ in headers:
+        if name.lower() in _OURS:
+            _add_missing_headers(headers, https)
+            break
     else:
         headers.extend(_HEADER_LIST)
         if https:
             headers.append(_HSTS_HEADER)
     headers.append(("X-Request-ID", rid))
+
+
+def _add_missing_headers(headers: list[tuple[str, str]], https: bool) -> None:
+    """A view set one of our headers: keep its value, add the others."""
+    headers[:] = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
+    present = {name.lower() for name, _ in headers}
+    ours = [h for h in CONSTANT_HEADERS if h[0].lower() not in present]
+    headers.extend(h for h in ours if https or h is not _HSTS_HEADER)
 
 
 class SessionInterface(SecureCookieSessionInterface):
