@@ -104,27 +104,23 @@ class TextFormatter(logging.Formatter):
         )
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return self.stamp(record.created, record.msecs)
+        return self.stamp(record.created)
 
-    def stamp(self, created: float, msecs: float) -> str:
-        return f"{self._date_and_time(int(created))},{int(msecs):03d}"
-
-    def _date_and_time(self, second: int) -> str:
+    def stamp(self, created: float) -> str:
+        """``%(asctime)s``: the date and time, a comma and the milliseconds, which are
+        ``_msecs(created)``, as a LogRecord counts its ``msecs``."""
+        second = int(created)
         stamp = self._stamp
         if stamp[0] != second:
             stamp = self._stamp = (
                 second,
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)),
             )
-        return stamp[1]
+        return f"{stamp[1]},{int((created - second) * 1000):03d}"
 
     def access_line(self, created: float, message: str, values: tuple) -> str:
         """What ``format`` writes for the access line's record (see ``log_access``)."""
-        second = int(created)
-        millis = int((created - second) * 1000)  # as stamp(created, _msecs(created))
-        return (
-            f"{self._date_and_time(second)},{millis:03d} [{_pid}] [INFO] {ACCESS_NAME}: {message}"
-        )
+        return f"{self.stamp(created)} [{_pid}] [INFO] {ACCESS_NAME}: {message}"
 
 
 def _msecs(created: float) -> float:
