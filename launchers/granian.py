@@ -28,6 +28,7 @@ import logging
 import math
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -104,10 +105,48 @@ def options(settings: Settings) -> dict[str, Any]:
 
 def wrap(app: Callable, settings: Settings) -> Callable:
     """The app as a granian worker serves it: behind our guard (the head limits are the
-    app's own), in a worker whose SIGTERM first empties its listen queue."""
+    app's own), with requests that carry none of the process's environment, in a
+    worker whose SIGTERM first empties its listen queue."""
+    _environ_without_the_process_environment()
     if sys.platform.startswith("linux"):
         _drain_on_sigterm(settings.port)
     return guarded(app, app_threads=settings.threads, max_body=settings.max_content_length)
+
+
+def _environ_without_the_process_environment() -> None:
+    """In a granian worker: each request's environ starts without ``os.environ``.
+
+    granian builds the WSGI environ of every request from one copy of the worker's
+    ``os.environ``, as CGI did (``granian.wsgi._callback_wrapper``, called once per
+    worker, right after the app is loaded). SECRET_KEY and every other variable then
+    sat in each request; one named like a header (``HTTP_X_REQUEST_ID``) read as if
+    the client had sent it; and the app's head check walked them all, every request.
+    That copy is now made from an empty environment: a request holds what granian and
+    the client put in it. ``os.environ`` itself is not touched.
+    """
+    from granian import wsgi
+    from granian.server import mp, mt
+
+    build = wsgi._callback_wrapper
+
+    def callback_wrapper(*args: Any, **kwargs: Any) -> Callable:
+        with _COPYING:  # granian's threaded server builds one per worker thread
+            real_os, wsgi.os = wsgi.os, _NoEnvironment  # type: ignore[assignment]
+            try:
+                return build(*args, **kwargs)
+            finally:
+                wsgi.os = real_os
+
+    mp._wsgi_call_wrap = mt._wsgi_call_wrap = callback_wrapper
+
+
+_COPYING = threading.Lock()
+
+
+class _NoEnvironment:
+    """What granian's WSGI module sees as ``os`` while it copies ``os.environ``."""
+
+    environ: dict[str, str] = {}  # noqa: RUF012 - read, never written
 
 
 def _drain_on_sigterm(port: int) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import re
 import signal
 import subprocess
 import textwrap
@@ -18,7 +20,7 @@ import time
 import pytest
 
 from launchers.granian_guard import read_body_first, refusal
-from tests.live import production_env, requests_in_access_log, start_upload
+from tests.live import need_launcher, production_env, requests_in_access_log, start_upload
 from tests.malformed_corpus import HALF_CLOSED, SERVED
 from tests.raw_http import run_corpus, talk
 from tests.support import (
@@ -116,6 +118,47 @@ def test_a_body_is_read_before_the_app_up_to_one_byte_past_the_limit():
     too_big = environ(CONTENT_LENGTH="50", **{"wsgi.input": Body(b"x" * 50)})
     read_body_first(too_big, max_body=10)
     assert not hasattr(too_big["wsgi.input"], "reads")  # left for the app to refuse unread
+
+
+def test_a_request_s_environ_holds_none_of_the_process_s_environment(monkeypatch):
+    """granian's WSGI wrapper, as our worker builds it: the environ the app gets holds
+    what granian and the request put there, and no variable of the process."""
+    need_launcher("granian")
+    from granian import wsgi
+    from granian.server import mp
+
+    from launchers import granian as launcher
+
+    monkeypatch.setattr(mp, "_wsgi_call_wrap", mp._wsgi_call_wrap)  # restored after
+    monkeypatch.setenv("HTTP_X_REQUEST_ID", "from-the-process")
+    monkeypatch.setenv("APP_TEST_PROCESS_ONLY", "1")
+    launcher._environ_without_the_process_environment()
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(dict(environ))
+        start_response("200 OK", [])
+        return [b""]
+
+    runner = mp._wsgi_call_wrap(app, {}, None)
+    proto = type("Proto", (), {"response_bytes": lambda *args: None})()
+    runner(proto, {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "HTTP_HOST": "x"})
+    (environ,) = seen
+    assert "HTTP_X_REQUEST_ID" not in environ and "APP_TEST_PROCESS_ONLY" not in environ
+    assert "PATH" not in environ
+    assert environ["HTTP_HOST"] == "x" and environ["GATEWAY_INTERFACE"] == "CGI/1.1"
+    assert wsgi.os.environ is os.environ  # granian's module is left as it was
+
+
+def test_a_variable_of_the_server_s_environment_is_not_a_request_header():
+    """Live: HTTP_X_REQUEST_ID in granian's environment once became every request's id."""
+    port = free_port()
+    env = granian_env(port, HTTP_X_REQUEST_ID="from-the-process-environment")
+    with running([PYTHON, "main.py"], env, port):
+        made = request("GET", port, "/healthz").headers["x-request-id"]
+        assert re.fullmatch("[0-9a-f]{32}", made), made  # a new one, not the variable's
+        sent = request("GET", port, "/healthz", headers={"X-Request-ID": "client-id-1"})
+        assert sent.headers["x-request-id"] == "client-id-1"
 
 
 def test_granian_enforces_the_request_limits():
