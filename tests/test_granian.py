@@ -125,11 +125,12 @@ def test_a_request_s_environ_holds_none_of_the_process_s_environment(monkeypatch
     what granian and the request put there, and no variable of the process."""
     need_launcher("granian")
     from granian import wsgi
-    from granian.server import mp
+    from granian.server import mp, mt
 
     from launchers import granian as launcher
 
-    monkeypatch.setattr(mp, "_wsgi_call_wrap", mp._wsgi_call_wrap)  # restored after
+    for server in (mp, mt):  # what the launcher replaces, restored after
+        monkeypatch.setattr(server, "_wsgi_call_wrap", server._wsgi_call_wrap)
     monkeypatch.setenv("HTTP_X_REQUEST_ID", "from-the-process")
     monkeypatch.setenv("APP_TEST_PROCESS_ONLY", "1")
     launcher._environ_without_the_process_environment()
