@@ -104,11 +104,10 @@ class TextFormatter(logging.Formatter):
         )
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return self.stamp(record.created)
+        return self.stamp(record.created, record.msecs)
 
-    def stamp(self, created: float) -> str:
-        """``%(asctime)s``: the date and time, a comma and the milliseconds, which are
-        ``_msecs(created)``, as a LogRecord counts its ``msecs``."""
+    def stamp(self, created: float, msecs: float) -> str:
+        """``%(asctime)s``: the date and time, a comma and the milliseconds."""
         second = int(created)
         stamp = self._stamp
         if stamp[0] != second:
@@ -116,11 +115,11 @@ class TextFormatter(logging.Formatter):
                 second,
                 time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)),
             )
-        return f"{stamp[1]},{int((created - second) * 1000):03d}"
+        return f"{stamp[1]},{int(msecs):03d}"
 
     def access_line(self, created: float, message: str, values: tuple) -> str:
         """What ``format`` writes for the access line's record (see ``log_access``)."""
-        return f"{self.stamp(created)} [{_pid}] [INFO] {ACCESS_NAME}: {message}"
+        return f"{self.stamp(created, _msecs(created))} [{_pid}] [INFO] {ACCESS_NAME}: {message}"
 
 
 def _msecs(created: float) -> float:
