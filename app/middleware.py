@@ -1,6 +1,7 @@
 """The app's one WSGI layer: what it does around every request, in one call.
 
-For each request: the head's limits (414, 431, app/limits.py), the request id
+For each request: the head's limits (414, 431, app/limits.py) unless the server
+refuses them itself (``leave_head_limits_to_server``), the request id
 (kept when well formed, else a new one), the body guard (app.limits.RequestBody),
 the in-flight record (app/lifecycle.py), and with METRICS on its duration
 (app/metrics.py); for each response: the security headers
@@ -32,6 +33,7 @@ from app.logs import ACCESS, log_access
 from app.security import REQUEST_ID_KEY, add_security_headers, request_id_for
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+LAYER = "request_layer"  # where app.extensions keeps it
 access_enabled = ACCESS.isEnabledFor
 
 
@@ -40,6 +42,8 @@ class RequestLayer:
         self.app = app
         self.wsgi_app = wsgi_app
         self.metrics = app.extensions.get("request_metrics")  # None: METRICS off
+        # True once the server is known to refuse every head app.limits refuses.
+        self.server_checks_head = False
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -70,7 +74,7 @@ class RequestLayer:
         if metrics is not None:
             metrics.started()
         try:
-            refusal = head_refusal(environ)
+            refusal = None if self.server_checks_head else head_refusal(environ)
             if refusal is None and query and ("__debugger__" in query or "%" in query):
                 refusal = self._debugger_url(query)
             if refusal is not None:
@@ -106,4 +110,20 @@ class RequestLayer:
 
 
 def register_middleware(app: Flask) -> None:
-    app.wsgi_app = RequestLayer(app, app.wsgi_app)  # type: ignore[method-assign]
+    layer = app.extensions[LAYER] = RequestLayer(app, app.wsgi_app)
+    app.wsgi_app = layer  # type: ignore[method-assign]
+
+
+def leave_head_limits_to_server(app: Any) -> bool:
+    """For a launcher whose server refuses, before the app runs, every request head
+    app.limits refuses: the app's layer then stops checking them again on every
+    request. Whether ``app`` has the layer (an app not made by create_app has none).
+
+    Only for a server that holds the same limits, counted at least as strictly: its
+    parser sees the head as sent, where the app sees it rebuilt from the environ.
+    """
+    layer = getattr(app, "extensions", {}).get(LAYER)
+    if layer is None:
+        return False
+    layer.server_checks_head = True
+    return True

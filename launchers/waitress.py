@@ -111,11 +111,16 @@ class QueueWarning:
 def make_server(
     settings: Settings, app: Callable, create_server: Callable[..., Any] | None = None
 ) -> Any:
-    """waitress's server as we run it: our channel, and its queue warning said seldom."""
+    """waitress's server as we run it: our channel, which refuses the request heads
+    app.limits refuses (the app need not check them again), and its queue warning
+    said seldom."""
+    from app.middleware import leave_head_limits_to_server
+
     if create_server is None:
         from waitress.server import create_server
     server = create_server(waitress_parser.honour_connection_close(app), **options(settings))
     server.channel_class = waitress_parser.channel_class()
+    leave_head_limits_to_server(app)
     dispatcher = server.task_dispatcher
     dispatcher.queue_logger = QueueWarning(dispatcher.queue_logger, settings.threads)
     return server

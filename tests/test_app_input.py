@@ -18,6 +18,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from app import create_app, lifecycle
 from app.limits import DRAIN_BYTES, HEADER_FIELDS, HEADER_LINE_BYTES, REQUEST_LINE_BYTES
+from app.middleware import leave_head_limits_to_server
 from app.strict_json import MAX_DEPTH
 
 SECURITY_HEADERS = ("X-Content-Type-Options", "X-Frame-Options", "Content-Security-Policy")
@@ -180,6 +181,23 @@ def test_more_header_fields_than_the_limit_is_a_431(app):
 
     assert call(app, headers=fields(HEADER_FIELDS))[0] == 200
     assert call(app, headers=fields(HEADER_FIELDS + 1))[0] == 431
+
+
+def test_a_server_that_refuses_the_heads_itself_is_left_to_it(app):
+    """launchers/gunicorn.py and launchers/waitress.py say so when their parser holds
+    app.limits' limits: the app stops checking them again on every request."""
+    long_line = target_of(REQUEST_LINE_BYTES + 1, "/")
+    assert leave_head_limits_to_server(app) is True
+    assert call(app, headers=[header_of(HEADER_LINE_BYTES + 1)])[0] == 200
+    assert call(app, long_line, RAW_URI=long_line)[0] == 404
+    other = create_app({"APP_ENV": "testing"})  # each app by itself
+    assert call(other, headers=[header_of(HEADER_LINE_BYTES + 1)])[0] == 431
+
+
+def test_an_app_without_the_layer_is_not_changed():
+    bare = Flask(__name__)
+    assert leave_head_limits_to_server(bare) is False
+    assert leave_head_limits_to_server(lambda environ, start_response: []) is False
 
 
 @pytest.mark.parametrize(

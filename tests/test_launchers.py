@@ -187,3 +187,31 @@ def test_a_stop_signal_between_fork_and_post_fork_is_kept():
         assert calm.alive is True
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+@pytest.mark.parametrize(
+    ("loosened", "left_to_gunicorn"),
+    [
+        ({}, True),  # the limits options() sets
+        ({"limit_request_line": 4094}, True),  # stricter
+        ({"limit_request_line": 0}, False),  # gunicorn: no limit
+        ({"limit_request_fields": 200}, False),
+        ({"limit_request_field_size": 16380}, False),
+        ({"limit_request_field_size": 0}, False),
+    ],
+)
+def test_the_app_leaves_the_head_limits_to_gunicorn_only_while_gunicorn_holds_them(
+    loosened, left_to_gunicorn
+):
+    from types import SimpleNamespace
+
+    from app import create_app
+    from launchers.gunicorn import leave_head_limits_to_gunicorn, options
+    from settings import load_settings
+
+    limits = ("limit_request_line", "limit_request_fields", "limit_request_field_size")
+    configured = options(load_settings({}, dotenv_path=None))
+    cfg = SimpleNamespace(**{name: configured[name] for name in limits} | loosened)
+    app = create_app({"APP_ENV": "testing"})
+    leave_head_limits_to_gunicorn(SimpleNamespace(cfg=cfg, wsgi=app))
+    assert app.extensions["request_layer"].server_checks_head is left_to_gunicorn

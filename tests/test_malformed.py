@@ -238,6 +238,23 @@ def test_the_request_line_limit_falls_on_gunicorns_byte(served):
     assert raw_status(port, head(request_line_of(REQUEST_LINE_BYTES + 1))) == 414
 
 
+def test_gunicorn_with_looser_limits_leaves_the_app_refusing_the_head_itself():
+    """The app leaves the head limits to gunicorn only while gunicorn holds them
+    (launchers/gunicorn.py); with ``--limit-request-line 0`` the 414 is the app's own."""
+    port = free_port()
+    env = production_env("gunicorn", port, WEB_CONCURRENCY=1)
+    loosened = ("--limit-request-line", "0")
+    args = [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", *loosened, "wsgi:app"]
+    with running(args, env, port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(head(request_line_of(REQUEST_LINE_BYTES + 1)))
+            raw = recv_all(s, 2.0)
+    response_head, _, body = raw.partition(b"\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 414 "), raw[:200]
+    assert b"x-request-id:" in response_head.lower(), response_head
+    assert json.loads(body)["status"] == 414
+
+
 def test_the_header_line_limit_falls_on_gunicorns_byte(served):
     """gunicorn 27 counts a header line with its CRLF: 8188 + 2 bytes pass, 8189 + 2 are a 431."""
     port = served

@@ -14,6 +14,7 @@ import threading
 
 import pytest
 
+from app import create_app
 from launchers import waitress, waitress_parser
 from settings import load_settings
 from tests.support import SECRET, clean_env, free_port
@@ -47,9 +48,12 @@ def test_the_server_has_our_channel_and_queue_warning():
     settings = load_settings(
         clean_env(APP_ENV="production", SECRET_KEY=SECRET, PORT=free_port()), dotenv_path=None
     )
-    server = waitress.make_server(settings, lambda environ, start_response: [])
+    app = create_app({"APP_ENV": "testing"})
+    server = waitress.make_server(settings, app)
     try:
         assert server.channel_class.parser_class.__name__ == "StrictParser"
+        # which refuses the heads app.limits refuses: the app leaves them to it
+        assert app.extensions["request_layer"].server_checks_head is True
         queue = server.task_dispatcher.queue_logger
         assert isinstance(queue, waitress.QueueWarning)
         assert queue.logger is logging.getLogger("waitress.queue")
