@@ -194,8 +194,12 @@ every_launcher_served = pytest.mark.parametrize("served", LAUNCHER_NAMES, indire
 def test_serves_the_endpoints(served):
     launcher, port, server = served
     assert_serves_the_endpoints(port, launcher)
-    pids = process_tree(server.pid)
-    assert len(pids) == 1 + expected(launcher).worker_processes, pids
+    wanted = 1 + expected(launcher).worker_processes
+    # gunicorn forks its workers up to 0.1 s apart: the first may answer before the last is up.
+    deadline = time.monotonic() + 10
+    while len(pids := process_tree(server.pid)) < wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(pids) == wanted, pids
     assert listening_ports(pids) == {("127.0.0.1", port)}
 
 
