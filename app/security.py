@@ -16,6 +16,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 REQUEST_ID_KEY = "app.request_id"  # where the WSGI environ keeps this request's id
+REQUEST_ID_HEADER = "X-Request-ID"
 
 # The index page uses only its own stylesheet: no inline script or style is allowed.
 CONTENT_SECURITY_POLICY = (
@@ -35,7 +36,7 @@ _HEADER_LIST = list(HEADERS.items())
 _HSTS_HEADER = ("Strict-Transport-Security", HSTS)
 # The headers the app adds as they are to a response (X-Request-ID differs each time).
 CONSTANT_HEADERS = (*_HEADER_LIST, _HSTS_HEADER)
-_OURS = frozenset(name.lower() for name in (*HEADERS, _HSTS_HEADER[0], "X-Request-ID"))
+_OURS = frozenset(name.lower() for name in (*HEADERS, _HSTS_HEADER[0], REQUEST_ID_HEADER))
 
 
 def request_id_for(environ: dict[str, Any]) -> str:
@@ -73,15 +74,16 @@ def add_security_headers(headers: list[tuple[str, str]], https: bool, rid: str) 
         headers.extend(_HEADER_LIST)
         if https:
             headers.append(_HSTS_HEADER)
-    headers.append(("X-Request-ID", rid))
+    headers.append((REQUEST_ID_HEADER, rid))
 
 
 def _add_missing_headers(headers: list[tuple[str, str]], https: bool) -> None:
     """A view set one of our headers: keep its value, add the others."""
-    headers[:] = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
+    ours = REQUEST_ID_HEADER.lower()
+    headers[:] = [(name, value) for name, value in headers if name.lower() != ours]
     present = {name.lower() for name, _ in headers}
-    ours = [h for h in CONSTANT_HEADERS if h[0].lower() not in present]
-    headers.extend(h for h in ours if https or h is not _HSTS_HEADER)
+    missing = [h for h in CONSTANT_HEADERS if h[0].lower() not in present]
+    headers.extend(h for h in missing if https or h is not _HSTS_HEADER)
 
 
 class SessionInterface(SecureCookieSessionInterface):

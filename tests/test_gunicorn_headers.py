@@ -75,7 +75,8 @@ def test_the_response_is_what_gunicorn_makes_of_it_without_the_app_s_headers_che
     patched.start_response("200 OK", list(RESPONSE))
     assert patched.headers == without.headers == RESPONSE
     assert patched.response_length == without.response_length == 16
-    assert checked == [*APP_HEADERS, RESPONSE[-1]]  # the constant ones were not checked again
+    # Neither the constant ones nor the id (letters and digits) were checked again.
+    assert checked == APP_HEADERS
 
 
 def test_a_view_s_own_value_for_one_of_the_app_s_headers_is_checked(checked):
@@ -85,9 +86,34 @@ def test_a_view_s_own_value_for_one_of_the_app_s_headers_is_checked(checked):
     assert checked == [own] and r.headers == [own]
 
 
+def test_an_id_that_is_not_only_letters_and_digits_is_checked(checked):
+    sent = ("X-Request-ID", "edge-1.trace:42")  # a client's own, as REQUEST_ID allows
+    r = response()
+    r.start_response("200 OK", [sent])
+    assert checked == [sent] and r.headers == [sent]
+
+
+def test_under_a_gunicorn_that_would_change_such_an_id_every_id_is_checked(monkeypatch):
+    process_headers = Response.process_headers
+
+    def upper_ids(self, headers):
+        changed = [(n, v.upper() if n == "X-Request-ID" else v) for n, v in headers]
+        process_headers(self, changed)
+
+    monkeypatch.setattr(Response, "process_headers", upper_ids)
+    patch_response_headers()
+    r = response()
+    r.start_response("200 OK", [("X-Request-ID", "0123456789abcdef")])
+    assert r.headers == [("X-Request-ID", "0123456789ABCDEF")]  # as that gunicorn makes it
+
+
 @pytest.mark.parametrize(
     ("header", "refusal"),
-    [(("X-Bad", "a\x00b"), InvalidResponseHeader), (("Bad Name", "x"), InvalidResponseHeaderName)],
+    [
+        (("X-Bad", "a\x00b"), InvalidResponseHeader),
+        (("X-Request-ID", "a\x00b"), InvalidResponseHeader),
+        (("Bad Name", "x"), InvalidResponseHeaderName),
+    ],
 )
 def test_a_bad_header_is_refused_as_gunicorn_refuses_it(checked, header, refusal):
     with pytest.raises(refusal):
