@@ -113,13 +113,16 @@ class TextFormatter(logging.Formatter):
         if stamp[0] != second:
             stamp = self._stamp = (
                 second,
-                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)),
+                time.strftime("%Y-%m-%d %H:%M:%S,", time.localtime(second)),
             )
-        return f"{stamp[1]},{int(msecs):03d}"
+        return stamp[1] + _MILLISECONDS[int(msecs)]
 
     def access_line(self, created: float, message: str, values: tuple) -> str:
         """What ``format`` writes for the access line's record (see ``log_access``)."""
-        return f"{self.stamp(created, _msecs(created))} [{_pid}] [INFO] {ACCESS_NAME}: {message}"
+        return self.stamp(created, _msecs(created)) + _access_prefix + message
+
+
+_MILLISECONDS = tuple(f"{ms:03d}" for ms in range(1000))  # msecs is in [0, 1000)
 
 
 def _msecs(created: float) -> float:
@@ -156,12 +159,19 @@ def configure_logging(level: str, fmt: str) -> None:
     logging.getLogger().setLevel(level.upper())
 
 
+def _prefix(pid: int) -> str:
+    """What an access line holds between its time stamp and its message."""
+    return f" [{pid}] [INFO] {ACCESS_NAME}: "
+
+
 _pid = os.getpid()
+_access_prefix = _prefix(_pid)
 
 
 def _forked() -> None:
-    global _pid
+    global _pid, _access_prefix
     _pid = os.getpid()
+    _access_prefix = _prefix(_pid)
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
