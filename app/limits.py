@@ -1,5 +1,6 @@
-"""The request limits: the head's, refused by the app under every server as gunicorn
-refuses them, and the body's: MAX_CONTENT_LENGTH for streamed (chunked) bodies too.
+"""The request limits: the head's, refused by the app as gunicorn refuses them, under
+every server that does not refuse them itself (app/middleware.py), and the body's:
+MAX_CONTENT_LENGTH for streamed (chunked) bodies too.
 
 The head: a request line over REQUEST_LINE_BYTES is a 414; more than HEADER_FIELDS
 header fields, or one header line over HEADER_LINE_BYTES, a 431. The boundaries

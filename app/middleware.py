@@ -42,7 +42,7 @@ class RequestLayer:
         self.app = app
         self.wsgi_app = wsgi_app
         self.metrics = app.extensions.get("request_metrics")  # None: METRICS off
-        # True once the server is known to refuse every head app.limits refuses.
+        # True once a launcher says its server refuses the heads itself (each line as sent).
         self.server_checks_head = False
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
@@ -115,12 +115,13 @@ def register_middleware(app: Flask) -> None:
 
 
 def leave_head_limits_to_server(app: Any) -> bool:
-    """For a launcher whose server refuses, before the app runs, every request head
-    app.limits refuses: the app's layer then stops checking them again on every
+    """For a launcher whose server refuses, before the app runs, the request heads over
+    app.limits' limits: the app's layer then stops checking them again on every
     request. Whether ``app`` has the layer (an app not made by create_app has none).
 
-    Only for a server that holds the same limits, counted at least as strictly: its
-    parser sees the head as sent, where the app sees it rebuilt from the environ.
+    Only for a server that holds the same limits or stricter ones, on the head as sent.
+    The app sees it rebuilt from the environ, where a header sent on two lines is one
+    field: such a header, each line within the limit, is then served, not a 431.
     """
     layer = getattr(app, "extensions", {}).get(LAYER)
     if layer is None:

@@ -27,6 +27,7 @@ from app import limits as request_limits
 from launchers import checks, limits, listener, metrics
 from launchers.gevent_start import patch_with_entry_points_read_once
 from launchers.gunicorn_headers import patch_response_headers
+from launchers.gunicorn_parser import leave_head_limits_to_gunicorn
 from settings import Settings
 
 # gunicorn, gevent and the app are imported inside the hooks that run in a worker: this
@@ -229,21 +230,6 @@ def post_worker_init(worker: Any) -> None:
     leave_head_limits_to_gunicorn(worker)
     limits.ensure_open_files(worker.cfg.worker_connections)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # held since post_fork
-
-
-def leave_head_limits_to_gunicorn(worker: Any) -> None:
-    """gunicorn refuses the heads app.limits refuses when its limits are the app's, as
-    ``options`` sets them, or stricter; looser ones (``--limit-request-line 0``: none)
-    leave the app checking them on every request."""
-    cfg = worker.cfg
-    if (
-        0 < cfg.limit_request_line <= request_limits.REQUEST_LINE_BYTES
-        and 0 < cfg.limit_request_fields <= request_limits.HEADER_FIELDS
-        and 0 < cfg.limit_request_field_size <= request_limits.HEADER_LINE_BYTES
-    ):
-        from app.middleware import leave_head_limits_to_server
-
-        leave_head_limits_to_server(worker.wsgi)
 
 
 def _unknown_transfer_coding_is_400(worker: Any) -> None:

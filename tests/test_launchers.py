@@ -189,29 +189,53 @@ def test_a_stop_signal_between_fork_and_post_fork_is_kept():
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
+GUNICORN_WORKERS = {
+    "gevent": "gunicorn.workers.ggevent:GeventWorker",
+    "sync": "gunicorn.workers.sync:SyncWorker",
+    "gthread": "gunicorn.workers.gthread:ThreadWorker",
+    "gevent_pywsgi": "gunicorn.workers.ggevent:GeventPyWSGIWorker",  # gevent's own parser
+}
+
+
+def gunicorn_worker(kind: str, cfg, app):
+    """A worker of that class as post_worker_init sees it: its cfg, and the app loaded."""
+    import importlib
+
+    module, name = GUNICORN_WORKERS[kind].split(":")
+    worker = object.__new__(getattr(importlib.import_module(module), name))
+    worker.cfg, worker.wsgi = cfg, app
+    return worker
+
+
 @pytest.mark.parametrize(
-    ("loosened", "left_to_gunicorn"),
+    ("kind", "changed", "left_to_gunicorn"),
     [
-        ({}, True),  # the limits options() sets
-        ({"limit_request_line": 4094}, True),  # stricter
-        ({"limit_request_line": 0}, False),  # gunicorn: no limit
-        ({"limit_request_fields": 200}, False),
-        ({"limit_request_field_size": 16380}, False),
-        ({"limit_request_field_size": 0}, False),
+        ("gevent", {}, True),  # the limits options() sets
+        ("sync", {}, True),
+        ("gthread", {}, True),
+        ("gevent", {"limit_request_line": 4094}, True),  # stricter
+        ("gevent", {"limit_request_line": 0}, False),  # gunicorn: no limit
+        ("gevent", {"limit_request_fields": 200}, False),
+        ("gevent", {"limit_request_field_size": 16380}, False),
+        ("gevent", {"limit_request_field_size": 0}, False),  # gunicorn's 8190; not assumed
+        ("gevent", {"http_protocols": ["h2", "h1"]}, False),  # HTTP/2: its own rules
+        ("gevent_pywsgi", {}, False),  # its parser ignores limit_request_*
     ],
 )
 def test_the_app_leaves_the_head_limits_to_gunicorn_only_while_gunicorn_holds_them(
-    loosened, left_to_gunicorn
+    kind, changed, left_to_gunicorn
 ):
     from types import SimpleNamespace
 
     from app import create_app
-    from launchers.gunicorn import leave_head_limits_to_gunicorn, options
+    from launchers.gunicorn import options
+    from launchers.gunicorn_parser import leave_head_limits_to_gunicorn
     from settings import load_settings
 
     limits = ("limit_request_line", "limit_request_fields", "limit_request_field_size")
     configured = options(load_settings({}, dotenv_path=None))
-    cfg = SimpleNamespace(**{name: configured[name] for name in limits} | loosened)
+    cfg = SimpleNamespace(**{name: configured[name] for name in limits}, http_protocols=["h1"])
+    vars(cfg).update(changed)
     app = create_app({"APP_ENV": "testing"})
-    leave_head_limits_to_gunicorn(SimpleNamespace(cfg=cfg, wsgi=app))
+    assert leave_head_limits_to_gunicorn(gunicorn_worker(kind, cfg, app)) is left_to_gunicorn
     assert app.extensions["request_layer"].server_checks_head is left_to_gunicorn
