@@ -238,21 +238,35 @@ def test_the_request_line_limit_falls_on_gunicorns_byte(served):
     assert raw_status(port, head(request_line_of(REQUEST_LINE_BYTES + 1))) == 414
 
 
-def test_gunicorn_with_looser_limits_leaves_the_app_refusing_the_head_itself():
-    """The app leaves the head limits to gunicorn only while gunicorn holds them
-    (launchers/gunicorn.py); with ``--limit-request-line 0`` the 414 is the app's own."""
+@pytest.mark.parametrize(
+    ("changed", "over", "status"),
+    [
+        (("--limit-request-line", "0"), "request-line", 414),  # gunicorn: no line limit
+        # gevent's own parser, which takes header lines of up to 64 KiB
+        (("-k", "gevent_pywsgi"), "header-line", 431),
+    ],
+    ids=["no-line-limit", "gevent-pywsgi"],
+)
+def test_where_gunicorn_does_not_hold_the_limits_the_app_refuses_the_head_itself(
+    changed, over, status
+):
+    """The app leaves the head limits to gunicorn only while gunicorn's parser holds
+    them (launchers/gunicorn_parser.py); here the refusal is the app's own."""
+    data = {
+        "request-line": head(request_line_of(REQUEST_LINE_BYTES + 1)),
+        "header-line": head(fields=header_line_of(HEADER_LINE_BYTES - 1) + b"\r\n"),  # 1 byte over
+    }[over]
     port = free_port()
     env = production_env("gunicorn", port, WEB_CONCURRENCY=1)
-    loosened = ("--limit-request-line", "0")
-    args = [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", *loosened, "wsgi:app"]
+    args = [PYTHON, "-m", "gunicorn", "-c", "gunicorn_config.py", *changed, "wsgi:app"]
     with running(args, env, port):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(head(request_line_of(REQUEST_LINE_BYTES + 1)))
+            s.sendall(data)
             raw = recv_all(s, 2.0)
     response_head, _, body = raw.partition(b"\r\n\r\n")
-    assert raw.startswith(b"HTTP/1.1 414 "), raw[:200]
+    assert raw.startswith(b"HTTP/1.1 %d " % status), raw[:200]
     assert b"x-request-id:" in response_head.lower(), response_head
-    assert json.loads(body)["status"] == 414
+    assert json.loads(body)["status"] == status
 
 
 def test_the_header_line_limit_falls_on_gunicorns_byte(served):
@@ -262,6 +276,22 @@ def test_the_header_line_limit_falls_on_gunicorns_byte(served):
     assert raw_status(port, head(fields=fits)) == 200
     over = header_line_of(HEADER_LINE_BYTES - 1) + b"\r\n"
     assert raw_status(port, head(fields=over)) == 431
+
+
+# Servers whose own parser measures each header line as sent, and to which the app leaves
+# the limits (launchers/gunicorn_parser.py, launchers/waitress.py); under the others the
+# app measures a header sent twice as the one field the server joined.
+MEASURE_LINES_AS_SENT = frozenset({"gunicorn", "waitress"})
+
+
+def test_a_header_sent_on_two_lines_each_within_the_limit(served, request):
+    """Each line 5,000 bytes, the field joined from them over 8,190: served where the
+    server measures the lines, a 431 where the app measures the joined field."""
+    launcher = request.node.callspec.params["served"]
+    port = served
+    line = header_line_of(5000) + b"\r\n"
+    expected = 200 if launcher in MEASURE_LINES_AS_SENT else 431
+    assert raw_status(port, head(fields=line + line)) == expected
 
 
 def test_the_header_count_limit_falls_on_gunicorns_field(served):
