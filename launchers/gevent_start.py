@@ -9,9 +9,10 @@ lookups are answered from one reading of the metadata instead: the same plugins 
 found and called, since nothing is installed in the meantime.
 
 It then walks ``gc.get_objects()`` for locks held at that moment (an import under
-way, a pure-Python RLock), to make the patching greenlet their owner. A worker gunicorn has
-just forked holds none: the master forks it from its main loop, outside any import
-or logging call. The walk sees only the objects made while the worker patches.
+way, a pure-Python RLock), to make the patching greenlet their owner. A worker
+gunicorn has just forked holds none: the master forks it from its main loop, outside
+any import or logging call. The walk sees only the objects made while the worker
+patches.
 """
 
 from __future__ import annotations
