@@ -16,10 +16,19 @@ answers 502 rather than retry elsewhere. So a stop never just closes:
    empty (``poll`` no longer reports the socket readable). With new requests
    dropped, it can only shrink.
 3. The server closes the socket: nothing is waiting on it, so nothing is reset.
+4. The server lets the requests on their way arrive. A proxy sends its request
+   as soon as it has connected, and a connection accepted just before the stop may
+   not have been read yet. hyper (granian's HTTP/1) closes such a connection when
+   its graceful stop begins, as it does an idle keep-alive one: with the request
+   in the kernel the client is reset, without it the request meets a closed
+   connection. So the stop waits up to ``FIRST_REQUEST_LIMIT`` first:
+   ``wait_until_read`` under granian, where only the kernel can tell; waitress's
+   loop reads its channels' own state, and gives a head begun the same time.
 
 Where there is no such filter (macOS, Windows) step 1 is skipped and the wait
 only makes the window smaller. The cost to a stop is the wait: the handshake
-allowance plus what the queue held (figures: docs/zero-downtime.md).
+allowance plus what the queue held, and up to ``FIRST_REQUEST_LIMIT`` for a client
+that has connected and sent nothing (figures: docs/zero-downtime.md).
 """
 
 from __future__ import annotations
@@ -55,6 +64,16 @@ _FPROG = struct.pack("HL", len(_DROP_NEW_CONNECTIONS), ctypes.addressof(_PROGRAM
 # before the wait ends.
 HANDSHAKE_ALLOWANCE = 0.02
 DRAIN_LIMIT = 1.0  # a server that accepts nothing for this long is not coming back to it
+# A client that has connected and sent nothing this far into a stop is not a proxy
+# with a request (it sends at once) but a speculative or idle connection: closed.
+FIRST_REQUEST_LIMIT = 1.0
+
+# struct tcp_info (<linux/tcp.h>): tcpi_state is its first byte, and the 64-bit
+# tcpi_bytes_received (Linux 4.1+: what the peer has sent, read or not) is at byte 128.
+_TCP_INFO_SIZE = 256
+_BYTES_RECEIVED = struct.Struct("=Q")
+_BYTES_RECEIVED_AT = 128
+_TCP_ESTABLISHED = 1
 
 
 def stop_queueing(sock: socket.socket) -> bool:
@@ -102,6 +121,65 @@ def listening_sockets(port: int) -> list[socket.socket]:
 
     For a server whose listener is made outside Python (granian's, in Rust).
     """
+    found = []
+    for sock in _sockets_on(port):
+        if _listening(sock):
+            found.append(sock)
+        else:
+            sock.close()
+    return found
+
+
+def never_read(sock: socket.socket) -> bool:
+    """Whether the server has read nothing yet from the connected TCP ``sock``: all its
+    client has sent, if anything, still waits in the kernel. False off Linux."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import fcntl  # POSIX only
+    import termios
+
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+        unread = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4)
+    except OSError:
+        return False
+    if len(info) < _BYTES_RECEIVED_AT + _BYTES_RECEIVED.size or info[0] != _TCP_ESTABLISHED:
+        return False
+    received = _BYTES_RECEIVED.unpack_from(info, _BYTES_RECEIVED_AT)[0]
+    return received == int.from_bytes(unread, sys.byteorder, signed=True)
+
+
+def unread_connections(port: int) -> int:
+    """How many of this process's connections on ``port`` the server has read nothing from."""
+    count = 0
+    for sock in _sockets_on(port):
+        with sock:
+            count += not _listening(sock) and never_read(sock)
+    return count
+
+
+def wait_until_read(
+    port: int,
+    *,
+    limit: float = FIRST_REQUEST_LIMIT,
+    sleep: Callable[[float], object] = time.sleep,
+) -> bool:
+    """After the queue is drained: let the server read the first bytes of each connection
+    it accepted on ``port``; True once it has, False after ``limit`` (Linux; True elsewhere).
+
+    Checked every 5 ms; each check opens and closes a duplicate of this process's sockets.
+    """
+    deadline = time.monotonic() + limit
+    while unread_connections(port):
+        if time.monotonic() > deadline:
+            return False
+        sleep(0.005)
+    return True
+
+
+def _sockets_on(port: int) -> list[socket.socket]:
+    """This process's sockets whose local port is ``port`` (listening or connected), each
+    a duplicate the caller closes; read from ``/proc/self/fd`` (Linux)."""
     sockets = []
     for name in os.listdir("/proc/self/fd"):  # all read first: a duplicate made below
         try:  # may take a number listed here (listdir's own, closed since)
@@ -121,11 +199,17 @@ def listening_sockets(port: int) -> list[socket.socket]:
             os.close(duplicate)
             continue
         try:
-            listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-            if listening and sock.getsockname()[1] == port:
+            if sock.getsockname()[1] == port:
                 found.append(sock)
                 continue
         except (OSError, IndexError, TypeError):
             pass
         sock.close()
     return found
+
+
+def _listening(sock: socket.socket) -> bool:
+    try:
+        return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    except OSError:
+        return False

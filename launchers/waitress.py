@@ -64,8 +64,7 @@ def options(settings: Settings) -> dict[str, Any]:
 def _busy(channel: Any) -> bool:
     """A channel with a request in flight: its head received, or queued, run or being written.
 
-    A connection still sending its request head is not in flight: like an idle
-    keep-alive connection it is closed at once when shutdown begins.
+    A connection still sending its request head is not in flight (``_on_its_way``).
     """
     request = getattr(channel, "request", None)
     return bool(
@@ -73,6 +72,13 @@ def _busy(channel: Any) -> bool:
         or getattr(channel, "requests", None)
         or getattr(channel, "total_outbufs_len", 0)
     )
+
+
+def _on_its_way(channel: Any) -> bool:
+    """A request on its way: a new connection that has sent nothing yet, or a head begun.
+    A stop gives it up to ``listener.FIRST_REQUEST_LIMIT`` (launchers/listener.py)."""
+    unread = channel.last_activity == channel.creation_time  # no byte received or sent
+    return unread or getattr(channel, "request", None) is not None
 
 
 class QueueWarning:
@@ -172,6 +178,7 @@ def _loop(server: Any, stop_at: list[float]) -> None:
     adj = server.adj
     listening = True
     queue_drained: Callable[[], bool] | None = None
+    first_requests_by = 0.0
     while True:
         server.asyncore.loop(
             timeout=0.005
@@ -198,15 +205,17 @@ def _loop(server: Any, stop_at: list[float]) -> None:
             server.del_channel()  # stop accepting; the channels stay in the map
             server.socket.close()
             listening = False
+            first_requests_by = time.monotonic() + listener.FIRST_REQUEST_LIMIT
             log.info(
                 "SIGTERM: stopped accepting; draining %d request(s) in flight (up to %.1fs)",
                 sum(map(_busy, channels)),
                 stop_at[0] - time.monotonic(),
             )
+        waiting = time.monotonic() < first_requests_by
         for c in channels:
-            if not _busy(c):
-                c.handle_close()  # idle keep-alive connection, or a head still arriving
-        if not any(_busy(c) for c in channels):
+            if not _busy(c) and not (waiting and _on_its_way(c)):
+                c.handle_close()  # an idle keep-alive connection, or too slow a client
+        if not any(_busy(c) or (waiting and _on_its_way(c)) for c in channels):
             log.info("drained: every request in flight was answered")
             return
         if time.monotonic() > stop_at[0]:

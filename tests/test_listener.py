@@ -66,6 +66,32 @@ def test_this_processs_listening_socket_is_found_by_its_port(listening):
     assert listening.fileno() >= 0  # the original is untouched
 
 
+@linux_only
+def test_a_connection_counts_as_unread_until_the_server_reads_from_it(listening):
+    port = listening.getsockname()[1]
+    with connect(port, 2) as client:
+        accepted, _ = listening.accept()
+        with accepted:
+            assert listener.never_read(accepted)  # connected, nothing sent yet
+            assert listener.unread_connections(port) == 1
+            client.sendall(b"GET / HTTP/1.1\r\n")
+            assert not listener.wait_until_read(port, limit=0.05)  # in the kernel, unread
+            assert accepted.recv(3) == b"GET"  # the server has begun reading
+            assert not listener.never_read(accepted)
+            assert listener.wait_until_read(port, limit=0.5)
+    assert listener.unread_connections(port) == 0  # the listener itself is not counted
+
+
+@linux_only
+def test_a_connection_the_server_has_read_all_of_is_not_unread(listening):
+    port = listening.getsockname()[1]
+    with connect(port, 2) as client, listening.accept()[0] as accepted:
+        client.sendall(b"ping")
+        assert accepted.recv(4) == b"ping"
+        assert not listener.never_read(accepted)  # an idle keep-alive connection
+        assert listener.unread_connections(port) == 0
+
+
 def arbiter(reexec_pid=0, master_pid=0, systemd=False, reuse_port=False) -> SimpleNamespace:
     cfg = SimpleNamespace(reuse_port=reuse_port)
     return SimpleNamespace(reexec_pid=reexec_pid, master_pid=master_pid, systemd=systemd, cfg=cfg)
