@@ -15,10 +15,11 @@ face clients through a proxy that re-frames requests (docs/production.md).
 ``launchers.gunicorn.options`` is gunicorn's.
 
 Shutdown: SIGTERM makes /readyz answer 503, empties each worker's listen queue
-(``_drain_on_sigterm``), closes the listeners (a new connection is refused), lets
-requests in flight finish and exits 0; a worker still busy after GRACEFUL_TIMEOUT
-is killed (``workers_kill_timeout``: without it one stop in fifteen never ended
-here). SIGINT (Ctrl-C) stops at once.
+and waits for the requests of the connections it just accepted, closes the
+listeners (a new connection is refused), lets requests in flight finish and exits
+0; a worker still busy after GRACEFUL_TIMEOUT is killed (``workers_kill_timeout``).
+A worker gets SIGTERM only once it can act on it. SIGINT (Ctrl-C) stops at once.
+How: ``launchers.granian_stop``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import signal
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -39,8 +38,8 @@ from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
 
-from app import create_app, lifecycle
-from launchers import listener, metrics
+from app import create_app
+from launchers import granian_stop, metrics
 from launchers.granian_guard import guarded
 from settings import Settings
 
@@ -106,10 +105,9 @@ def options(settings: Settings) -> dict[str, Any]:
 def wrap(app: Callable, settings: Settings) -> Callable:
     """The app as a granian worker serves it: behind our guard (the head limits are the
     app's own), with requests that carry none of the process's environment, in a
-    worker whose SIGTERM first empties its listen queue."""
+    worker whose SIGTERM first empties its listen queue (launchers.granian_stop)."""
     _environ_without_the_process_environment()
-    if sys.platform.startswith("linux"):
-        _drain_on_sigterm(settings.port)
+    granian_stop.handle_stop_signals(settings.port)
     return guarded(app, app_threads=settings.threads, max_body=settings.max_content_length)
 
 
@@ -149,47 +147,6 @@ class _NoEnvironment:
     environ: dict[str, str] = {}  # noqa: RUF012 - read, never written
 
 
-def _drain_on_sigterm(port: int) -> None:
-    """In a granian worker: SIGTERM empties the worker's listen queue before it stops.
-
-    On Linux each granian worker listens on a socket of its own (SO_REUSEPORT)
-    and closes it when told to stop; the connections its queue still held were
-    reset (a POST behind nginx then failed). granian installs the worker's signal
-    handlers after the app is loaded, through ``granian._signals``: ours goes in
-    front of its SIGTERM handler, turns new connections away and lets the worker
-    accept what is queued (launchers/listener.py), then hands over. That holds
-    for a stop, a reload (HUP) and a respawn alike: each closes one worker's socket.
-    """
-    from granian import _signals
-
-    install = _signals.set_sync_signals
-
-    def set_sync_signals() -> Any:
-        event = install()
-        stop = signal.getsignal(signal.SIGTERM)
-
-        def on_sigterm(signum: int, frame: Any) -> None:
-            if lifecycle.shutting_down():
-                return  # sent twice (to the process group, and by granian's main process)
-            lifecycle.begin_shutdown()
-            socks = listener.listening_sockets(port)
-            try:
-                for sock in socks:
-                    listener.stop_queueing(sock)
-                for sock in socks:
-                    listener.wait_until_drained(sock)
-            finally:
-                for sock in socks:
-                    sock.close()  # our duplicate; granian closes its own
-            if callable(stop):
-                stop(signum, frame)
-
-        signal.signal(signal.SIGTERM, on_sigterm)
-        return event
-
-    _signals.set_sync_signals = set_sync_signals
-
-
 def load_app(settings: Settings, target: str) -> Callable:
     """Build the app inside each worker (granian calls it with the target name).
 
@@ -199,22 +156,12 @@ def load_app(settings: Settings, target: str) -> Callable:
     return wrap(create_app(settings), settings)
 
 
-def _stop_at_once_on_sigint(server: Any) -> Callable[[], None]:
-    """granian drains on SIGINT as on SIGTERM; Ctrl-C should stop at once, as elsewhere."""
-
-    def install() -> None:  # an on_startup hook: runs after granian sets its signal handlers
-        def on_sigint(signum: int, frame: Any) -> None:
-            server.workers_kill_timeout = 0.01  # kill the workers instead of waiting for them
-            server.signal_handler_interrupt()
-
-        signal.signal(signal.SIGINT, on_sigint)
-
-    return install
-
-
 def serve(settings: Settings, *, app: Callable | None = None) -> None:
-    server = metrics.granian_server(Server, settings)(**options(settings))
-    server.on_startup(_stop_at_once_on_sigint(server))
+    server_class = granian_stop.boots_with_stop_signals_blocked(
+        metrics.granian_server(Server, settings)
+    )
+    server = server_class(**options(settings))
+    server.on_startup(granian_stop.stop_at_once_on_sigint(server))
     if app is not None:
         server.serve(target_loader=lambda target: wrap(app, settings))
     else:
