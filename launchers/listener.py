@@ -108,12 +108,7 @@ def wait_until_drained(
     runs in another thread or process, ``gevent.sleep`` in a gevent worker.
     """
     sleep(HANDSHAKE_ALLOWANCE)
-    deadline = time.monotonic() + limit
-    while is_queued(sock):
-        if time.monotonic() > deadline:
-            return False
-        sleep(0.005)
-    return True
+    return _wait_until(lambda: not is_queued(sock), limit, sleep)
 
 
 def listening_sockets(port: int) -> list[socket.socket]:
@@ -167,10 +162,15 @@ def wait_until_read(
     """After the queue is drained: let the server read the first bytes of each connection
     it accepted on ``port``; True once it has, False after ``limit`` (Linux; True elsewhere).
 
-    Checked every 5 ms; each check opens and closes a duplicate of this process's sockets.
+    Each check opens and closes a duplicate of this process's sockets on ``port``.
     """
+    return _wait_until(lambda: not unread_connections(port), limit, sleep)
+
+
+def _wait_until(done: Callable[[], bool], limit: float, sleep: Callable[[float], object]) -> bool:
+    """Whether ``done()`` came true within ``limit`` seconds, asked every 5 ms."""
     deadline = time.monotonic() + limit
-    while unread_connections(port):
+    while not done():
         if time.monotonic() > deadline:
             return False
         sleep(0.005)
@@ -179,7 +179,9 @@ def wait_until_read(
 
 def _sockets_on(port: int) -> list[socket.socket]:
     """This process's sockets whose local port is ``port`` (listening or connected), each
-    a duplicate the caller closes; read from ``/proc/self/fd`` (Linux)."""
+    a duplicate the caller closes; read from ``/proc/self/fd`` (none off Linux)."""
+    if not sys.platform.startswith("linux"):
+        return []
     sockets = []
     for name in os.listdir("/proc/self/fd"):  # all read first: a duplicate made below
         try:  # may take a number listed here (listdir's own, closed since)
