@@ -1,7 +1,8 @@
 """Stopping, beyond what every launcher does in tests/test_contract.py.
 
 A request that outlives GRACEFUL_TIMEOUT does not hold the exit, under every
-launcher, and gunicorn does not lose a SIGTERM that arrives while its workers boot.
+launcher; gunicorn and granian do not lose a SIGTERM that arrives while their
+workers boot; and a request on its way when SIGTERM comes is served.
 """
 
 from __future__ import annotations
