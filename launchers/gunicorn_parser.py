@@ -5,10 +5,10 @@ more than ``limit_request_fields`` fields and a field line over
 ``limit_request_field_size`` (launchers/gunicorn.py's ``options`` sets them from
 app.limits). When a worker parses with it and those limits are the app's or
 stricter, the app leaves the check to gunicorn (``leave_head_limits_to_server`` in
-app/middleware.py) instead of doing it again on every request. Anything else keeps the app checking: looser limits
-(``--limit-request-line 0``: none), a worker class that hands the socket to another
-server's parser (``gevent_pywsgi``, ``tornado``, ``asgi``), or HTTP/2, which gunicorn
-measures by its own rules.
+app/middleware.py) instead of doing it again on every request. Anything else keeps
+the app checking: looser limits (``--limit-request-line 0``: none), a worker class
+that hands the socket to another server's parser (``gevent_pywsgi``, ``tornado``,
+``asgi``), or HTTP/2, which gunicorn measures by its own rules.
 
 gunicorn measures each line as it was sent; the app, which sees the environ, a
 header sent twice as the one field the server joined. So where gunicorn refuses, a
